@@ -1,0 +1,363 @@
+# -*- test-case-name: tests.test_backend -*-
+"""
+The one module that speaks HTTP to backends: request building, connection pools, timeouts.
+
+Building the outgoing request (L{build_request}) is pure and follows KrakenD sections 2.3, 2.4
+and 3.3: the endpoint's header and query allow-lists, C{X-Forwarded-For}, C{X-Forwarded-Host},
+C{User-Agent}, C{url_pattern} substitution and an equal share per C{host} entry.
+L{BackendClient} sends it with treq over one shared L{HTTPConnectionPool} and cuts the whole
+exchange (connect, headers and body) at a deadline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Callable, Mapping, Optional, Sequence
+from urllib.parse import quote, quote_plus
+
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+from twisted.internet.error import TimeoutError
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, readBody
+from twisted.web.http_headers import Headers
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
+
+import shadowtwist
+from shadowtwist.config import BackendConfig, ClientOptions, EndpointConfig, canonical_header, param_key
+
+GATEWAY_VERSION = f"shadowtwist Version {shadowtwist.__version__}"
+_PLACEHOLDER_TEXT = "{%s}"
+# Characters a parameter value may keep as-is in a backend path: everything that cannot end a
+# segment, start a query or fragment, or be read as an escape.
+_PATH_SAFE = "-._~!$&'()*+,;=:@"
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    """
+    What the gateway took from a client request, decoupled from twisted.web.
+
+    @ivar headers: header name (any case) to every value, in order.
+    @ivar query: the query parameters as (name, value) pairs in order.
+    @ivar params: path parameter name (as in the template) to its decoded value.
+    """
+
+    method: str
+    path: str
+    query: tuple = ()
+    headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    client_ip: str = ""
+    host: str = ""
+
+    def header_values(self, name: str) -> list:
+        """
+        Every value of a header, whatever the case of its name.
+
+        @param name: the header name.
+        @return: the values, possibly empty.
+        """
+        lowered = name.lower()
+        values: list = []
+        for key, found in self.headers.items():
+            if key.lower() == lowered:
+                values.extend(found)
+        return values
+
+
+@dataclass(frozen=True)
+class OutgoingRequest:
+    """
+    A request ready to send to a backend.
+
+    @ivar headers: (canonical name, value) pairs, repeats allowed.
+    """
+
+    method: str
+    url: str
+    headers: tuple
+    body: Optional[bytes]
+
+
+@dataclass(frozen=True)
+class BackendResponse:
+    """
+    A backend's answer, whole.
+    """
+
+    status: int
+    headers: Mapping[str, Sequence[str]]
+    body: bytes
+    url: str
+    elapsed: float
+
+
+class BackendTimeout(Exception):
+    """
+    The backend did not finish answering before its deadline.
+    """
+
+
+def client_ip(incoming: IncomingRequest) -> str:
+    """
+    gin's C{ClientIP()} with KrakenD's defaults: the left-most address of C{X-Forwarded-For}, then
+    C{X-Real-IP}, then the TCP peer.
+
+    @param incoming: the client request.
+    @return: the address to send as C{X-Forwarded-For}.
+    """
+    for name in ("X-Forwarded-For", "X-Real-Ip"):
+        values = incoming.header_values(name)
+        if values:
+            first = values[0].split(",")[0].strip()
+            if first:
+                return first
+    return incoming.client_ip
+
+
+def forwarded_headers(endpoint: EndpointConfig, backend: BackendConfig,
+                      incoming: IncomingRequest) -> list:
+    """
+    The headers KrakenD sends a backend (section 2.3), as (canonical name, value) pairs.
+
+    @param endpoint: the endpoint configuration (first-level C{input_headers}).
+    @param backend: the backend configuration (second-level C{input_headers}).
+    @param incoming: the client request.
+    @return: the header pairs, before the HTTP client adds C{Host} and C{Accept-Encoding}.
+    """
+    allowed = endpoint.input_headers or ("Content-Type",)
+    headers: dict = {}
+    if "*" in allowed:
+        for name, values in incoming.headers.items():
+            headers.setdefault(canonical_header(name), []).extend(values)
+    else:
+        for name in allowed:
+            values = incoming.header_values(name)
+            if values:
+                headers[canonical_header(name)] = list(values)
+    headers["X-Forwarded-For"] = [client_ip(incoming)]
+    headers["X-Forwarded-Host"] = [incoming.host]
+    if "User-Agent" in headers:
+        headers["X-Forwarded-Via"] = [GATEWAY_VERSION]
+    else:
+        headers["User-Agent"] = [GATEWAY_VERSION]
+    if backend.input_headers is not None and "*" not in backend.input_headers:
+        keep = {canonical_header(n) for n in backend.input_headers}
+        headers = {k: v for k, v in headers.items() if k in keep}
+    for hop in ("Connection", "Keep-Alive", "Transfer-Encoding", "Te", "Trailer", "Upgrade",
+                "Proxy-Connection", "Host", "Content-Length"):
+        headers.pop(hop, None)
+    return [(name, value) for name, values in headers.items() for value in values]
+
+
+def forwarded_query(endpoint: EndpointConfig, backend: BackendConfig,
+                    incoming: IncomingRequest) -> str:
+    """
+    The client's query parameters KrakenD forwards (section 2.4), encoded as Go's
+    C{url.Values.Encode()} does: keys sorted, repeats kept in order, space as C{+}.
+
+    @return: the encoded query without C{?}, possibly empty.
+    """
+    allowed = endpoint.input_query_strings
+    if not allowed:
+        return ""
+    values: dict = {}
+    for name, value in incoming.query:
+        if "*" in allowed or name in allowed:
+            values.setdefault(name, []).append(value)
+    narrow = backend.input_query_strings
+    if narrow is not None and "*" not in narrow:
+        values = {k: v for k, v in values.items() if k in narrow}
+    return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k in sorted(values) for v in values[k])
+
+
+def fill_url_pattern(url_pattern: str, params: Mapping[str, str]) -> str:
+    """
+    Substitute C{{param}} placeholders with the client's values, percent-encoded so that a value
+    can never add a path segment, a query or a fragment (KrakenD places them raw; see README).
+    Placeholders with no value stay as literal text, as in KrakenD.
+
+    @param url_pattern: the backend's C{url_pattern}.
+    @param params: parameter name to decoded value.
+    @return: the path (and query) to request.
+    """
+    if "{" not in url_pattern:
+        return url_pattern
+    by_key = {param_key(name): value for name, value in params.items()}
+    path, question, query = url_pattern.partition("?")
+
+    def fill(part: str, safe: str) -> str:
+        pieces = part.split("{")
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            name, brace, rest = piece.partition("}")
+            value = by_key.get(param_key(name)) if brace else None
+            if value is None:
+                out.append("{" + piece)
+            else:
+                encoded = quote(value, safe=safe)
+                if encoded in (".", ".."):
+                    encoded = encoded.replace(".", "%2E")
+                out.append(encoded + rest)
+        return "".join(out)
+
+    return fill(path, _PATH_SAFE) + question + fill(query, "-._~")
+
+
+def build_request(endpoint: EndpointConfig, backend: BackendConfig, incoming: IncomingRequest,
+                  choose: Callable[[Sequence[str]], str] = random.choice) -> OutgoingRequest:
+    """
+    Build the request KrakenD would send this backend for this client request.
+
+    @param choose: picks one entry of the backend's C{host} list (each entry an equal share).
+    @return: the outgoing request.
+    """
+    host = backend.hosts[0] if len(backend.hosts) == 1 else choose(backend.hosts)
+    url = host + fill_url_pattern(backend.url_pattern, incoming.params)
+    query = forwarded_query(endpoint, backend, incoming)
+    if query:
+        url += ("&" if "?" in url else "?") + query
+    has_body = backend.method not in ("GET", "HEAD")
+    return OutgoingRequest(
+        method=backend.method, url=url,
+        headers=tuple(forwarded_headers(endpoint, backend, incoming)),
+        body=incoming.body if has_body else None)
+
+
+class _NoCookies(CookieJar):
+    """
+    A jar that never keeps a cookie: one user's backend cookies must never reach another user.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+@implementer(IPolicyForHTTPS)
+class _InsecurePolicy:
+    """
+    TLS without certificate checks, for KrakenD's C{allow_insecure_connections}.
+    """
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        return _UnverifiedCreator(hostname)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _UnverifiedCreator:
+    def __init__(self, hostname: bytes) -> None:
+        self._hostname = hostname
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        from OpenSSL import SSL
+        from twisted.internet.ssl import CertificateOptions
+
+        connection = SSL.Connection(CertificateOptions(verify=False).getContext(), None)
+        connection.set_app_data(tlsProtocol)
+        connection.set_tlsext_host_name(self._hostname)
+        return connection
+
+
+def make_pool(reactor: Any, options: ClientOptions, retry: bool = True) -> HTTPConnectionPool:
+    """
+    A connection pool sized for a proxy.
+
+    C{maxPersistentPerHost} caps idle sockets kept per backend, not concurrency; KrakenD's
+    C{max_idle_connections_per_host} (default 250) maps onto it.
+
+    @param retry: whether idempotent requests are retried once on a stale pooled connection.
+    """
+    pool = HTTPConnectionPool(reactor, persistent=not options.disable_keep_alives)
+    pool.maxPersistentPerHost = options.max_idle_connections_per_host
+    pool.cachedConnectionTimeout = options.idle_connection_timeout or 90
+    pool.retryAutomatically = retry
+    return pool
+
+
+class BackendClient:
+    """
+    Sends L{OutgoingRequest}s over one connection pool and reads the whole answer.
+
+    @ivar pool: the connection pool; L{close} closes its idle connections.
+    """
+
+    def __init__(self, reactor: Any, options: ClientOptions = ClientOptions(),
+                 pool: Optional[HTTPConnectionPool] = None, agent: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """
+        @param reactor: the reactor (for connections and deadlines).
+        @param pool: a pool to use instead of a new one from L{make_pool}.
+        @param agent: an C{IAgent} to use instead of an C{Agent} on the pool (tests pass the
+            in-memory agent of C{treq.testing}).
+        @param clock: a monotonic clock for latencies.
+        """
+        self._reactor = reactor
+        self._clock = clock
+        self.pool = pool if pool is not None else make_pool(reactor, options)
+        if agent is None:
+            tls = _InsecurePolicy() if options.allow_insecure_connections else BrowserLikePolicyForHTTPS()
+            agent = Agent(reactor, contextFactory=tls, pool=self.pool,
+                          connectTimeout=options.dialer_timeout or None)
+        self._http = HTTPClient(agent, cookiejar=_NoCookies())
+
+    def send(self, outgoing: OutgoingRequest, timeout: float) -> Deferred:
+        """
+        Send a request and read the whole response, all within C{timeout} seconds.
+
+        @return: a Deferred firing with a L{BackendResponse}, or failing with L{BackendTimeout}
+            at the deadline, or with the connection error. Cancelling it aborts the exchange.
+        """
+        started = self._clock()
+        headers = Headers()
+        for name, value in outgoing.headers:
+            headers.addRawHeader(name, value)
+        d = self._http.request(outgoing.method, outgoing.url, headers=headers,
+                               data=outgoing.body, browser_like_redirects=True, unbuffered=True)
+
+        def read(response: Any) -> Deferred:
+            body = readBody(response.original)
+            body.addCallback(lambda data: BackendResponse(
+                status=response.code,
+                headers={k.decode("latin-1"): [v.decode("latin-1") for v in vs]
+                         for k, vs in response.headers.getAllRawHeaders()},
+                body=data, url=str(response.request.absoluteURI.decode("ascii", "replace")),
+                elapsed=self._clock() - started))
+            return body
+
+        d.addCallback(read)
+        d.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_failure)
+        return d
+
+    def close(self) -> Deferred:
+        """
+        Close the pool's idle connections (at service stop).
+        """
+        return self.pool.closeCachedConnections()
+
+
+def _timeout_failure(result: Any, timeout: float) -> Failure:
+    return Failure(BackendTimeout(f"context deadline exceeded (after {timeout:g}s)"))
+
+
+def describe_failure(failure: Failure) -> str:
+    """
+    A one-line reason for a failed backend call, for logs and error bodies.
+
+    @param failure: the failure of L{BackendClient.send}.
+    @return: the reason, without a traceback.
+    """
+    error = failure.value
+    if isinstance(error, (BackendTimeout, TimeoutError)):
+        return "context deadline exceeded"
+    reasons = getattr(error, "reasons", None)
+    if reasons:
+        return "; ".join(describe_failure(r) if isinstance(r, Failure) else str(r) for r in reasons)
+    text = str(error) or type(error).__name__
+    return text

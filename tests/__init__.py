@@ -1,0 +1,3 @@
+"""
+shadowtwist's tests (trial). Run them all with C{make test}.
+"""

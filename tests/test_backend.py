@@ -1,0 +1,171 @@
+"""
+Tests for L{shadowtwist.backend}: the outgoing request KrakenD would send.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+import shadowtwist
+from shadowtwist.backend import IncomingRequest, build_request, fill_url_pattern, forwarded_query
+from shadowtwist.config import parse_config
+
+
+def endpoint_with(endpoint_keys=None, backend_keys=None):
+    """
+    A one-backend endpoint configuration.
+    """
+    backend = {"host": ["http://b.test:81"], "url_pattern": "/u/{id}"}
+    backend.update(backend_keys or {})
+    endpoint = {"endpoint": "/user/{id}", "backend": [backend]}
+    endpoint.update(endpoint_keys or {})
+    config = parse_config({"version": 3, "endpoints": [endpoint]})
+    return config.endpoints[0], config.endpoints[0].backends[0]
+
+
+INCOMING = IncomingRequest(
+    method="GET", path="/user/7",
+    query=(("b", "2"), ("a", "x y"), ("b", "3"), ("secret", "s")),
+    headers={"Content-Type": ["application/json"], "Authorization": ["Bearer t"],
+             "User-Agent": ["curl/8"], "Cookie": ["sid=1"], "X-Y-Z": ["1", "2"]},
+    params={"id": "7"}, body=b"", client_ip="10.1.2.3", host="gw.test:8080")
+
+
+class HeaderTests(SynchronousTestCase):
+    """
+    Section 2.3: nothing is forwarded that is not declared.
+    """
+
+    def names(self, outgoing):
+        return [name for name, _ in outgoing.headers]
+
+    def test_default_only_content_type(self):
+        """
+        With no input_headers only Content-Type goes, plus X-Forwarded-* and User-Agent.
+        """
+        endpoint, backend = endpoint_with()
+        outgoing = build_request(endpoint, backend, INCOMING)
+        headers = dict(outgoing.headers)
+        self.assertEqual(sorted(headers), ["Content-Type", "User-Agent", "X-Forwarded-For", "X-Forwarded-Host"])
+        self.assertEqual(headers["User-Agent"], f"shadowtwist Version {shadowtwist.__version__}")
+        self.assertEqual(headers["X-Forwarded-For"], "10.1.2.3")
+        self.assertEqual(headers["X-Forwarded-Host"], "gw.test:8080")
+
+    def test_listed_headers(self):
+        """
+        Listed headers replace the default, keep every value, and a forwarded User-Agent adds
+        X-Forwarded-Via.
+        """
+        endpoint, backend = endpoint_with({"input_headers": ["authorization", "x-y-z", "User-Agent"]})
+        outgoing = build_request(endpoint, backend, INCOMING)
+        self.assertNotIn("Content-Type", self.names(outgoing))
+        self.assertIn(("Authorization", "Bearer t"), outgoing.headers)
+        self.assertEqual([v for k, v in outgoing.headers if k == "X-Y-Z"], ["1", "2"])
+        self.assertIn(("User-Agent", "curl/8"), outgoing.headers)
+        self.assertIn(("X-Forwarded-Via", f"shadowtwist Version {shadowtwist.__version__}"), outgoing.headers)
+
+    def test_star(self):
+        """
+        C{*} forwards every client header (but never hop-by-hop ones).
+        """
+        endpoint, backend = endpoint_with({"input_headers": ["*"]})
+        names = self.names(build_request(endpoint, backend, INCOMING))
+        self.assertIn("Cookie", names)
+        self.assertIn("Authorization", names)
+
+    def test_client_forwarded_for(self):
+        """
+        The left-most address of an incoming X-Forwarded-For wins.
+        """
+        endpoint, backend = endpoint_with()
+        incoming = IncomingRequest("GET", "/user/1", headers={"x-forwarded-for": ["1.1.1.1, 2.2.2.2"]},
+                                   client_ip="10.0.0.1", params={"id": "1"})
+        self.assertIn(("X-Forwarded-For", "1.1.1.1"), build_request(endpoint, backend, incoming).headers)
+
+    def test_backend_filter(self):
+        """
+        A backend-level input_headers keeps only the listed names, dropping X-Forwarded-*.
+        """
+        endpoint, backend = endpoint_with({"input_headers": ["Authorization", "X-Y-Z"]},
+                                          {"input_headers": ["X-Y-Z"]})
+        self.assertEqual(set(self.names(build_request(endpoint, backend, INCOMING))), {"X-Y-Z"})
+
+
+class QueryTests(SynchronousTestCase):
+    """
+    Section 2.4: query strings.
+    """
+
+    def test_nothing_by_default(self):
+        """
+        No client query parameter is forwarded unless listed.
+        """
+        endpoint, backend = endpoint_with()
+        self.assertEqual(build_request(endpoint, backend, INCOMING).url, "http://b.test:81/u/7")
+
+    def test_listed_sorted_and_repeated(self):
+        """
+        Listed names are forwarded case-sensitively, keys sorted, repeats kept, space as +.
+        """
+        endpoint, backend = endpoint_with({"input_query_strings": ["a", "b", "B"]})
+        self.assertEqual(forwarded_query(endpoint, backend, INCOMING), "a=x+y&b=2&b=3")
+
+    def test_combined_with_pattern_query(self):
+        """
+        A url_pattern query and the forwarded one are joined with &.
+        """
+        endpoint, backend = endpoint_with({"input_query_strings": ["*"]}, {"url_pattern": "/u/{id}?channel=web"})
+        self.assertEqual(build_request(endpoint, backend, INCOMING).url,
+                         "http://b.test:81/u/7?channel=web&a=x+y&b=2&b=3&secret=s")
+
+
+class UrlPatternTests(SynchronousTestCase):
+    """
+    Parameter substitution can never change the backend path or query.
+    """
+
+    def test_plain(self):
+        """
+        Ordinary values are placed as they are; KrakenD's first-letter-upper matching applies.
+        """
+        self.assertEqual(fill_url_pattern("/u/{id}/{Id}", {"id": "42"}), "/u/42/42")
+
+    def test_hostile_values(self):
+        """
+        Slashes, dots, query and fragment characters are percent-encoded.
+        """
+        self.assertEqual(fill_url_pattern("/u/{id}", {"id": "../admin"}), "/u/..%2Fadmin")
+        self.assertEqual(fill_url_pattern("/u/{id}", {"id": ".."}), "/u/%2E%2E")
+        self.assertEqual(fill_url_pattern("/u/{id}", {"id": "1?admin=1#x"}), "/u/1%3Fadmin=1%23x")
+        self.assertEqual(fill_url_pattern("/u?q={id}", {"id": "1&admin=1"}), "/u?q=1%26admin%3D1")
+
+    def test_missing_value_stays_literal(self):
+        """
+        A placeholder without a value stays as text, as in KrakenD.
+        """
+        self.assertEqual(fill_url_pattern("/u/{resp0_x}", {}), "/u/{resp0_x}")
+
+
+class HostChoiceTests(SynchronousTestCase):
+    """
+    Each host entry is an equal share.
+    """
+
+    def test_choice(self):
+        """
+        The chooser picks among the hosts; repeated entries weigh more.
+        """
+        endpoint, backend = endpoint_with(backend_keys={"host": ["a.test", "a.test", "b.test"]})
+        picked = build_request(endpoint, backend, INCOMING, choose=lambda hosts: hosts[-1])
+        self.assertTrue(picked.url.startswith("http://b.test/"))
+        self.assertEqual(backend.hosts, ("http://a.test", "http://a.test", "http://b.test"))
+
+    def test_body_only_when_method_has_one(self):
+        """
+        GET sends no body; POST sends the client body.
+        """
+        endpoint, backend = endpoint_with({"method": "POST"})
+        incoming = IncomingRequest("POST", "/user/1", params={"id": "1"}, body=b"{}")
+        self.assertEqual(build_request(endpoint, backend, incoming).body, b"{}")
+        endpoint, backend = endpoint_with()
+        self.assertIsNone(build_request(endpoint, backend, incoming).body)
