@@ -21,8 +21,10 @@ from urllib.parse import quote, quote_plus
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.internet.error import TimeoutError
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.web.client import PotentialDataLoss, ResponseDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, readBody
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, _HTTP11ClientFactory, readBody
 from twisted.web.http_headers import Headers
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.iweb import IPolicyForHTTPS
@@ -89,7 +91,9 @@ class OutgoingRequest:
 @dataclass(frozen=True)
 class BackendResponse:
     """
-    A backend's answer, whole.
+    A backend's answer.
+
+    @ivar truncated: whether the body was cut at the reader's limit (the rest was not read).
     """
 
     status: int
@@ -97,6 +101,7 @@ class BackendResponse:
     body: bytes
     url: str
     elapsed: float
+    truncated: bool = False
 
 
 class BackendTimeout(Exception):
@@ -275,10 +280,19 @@ def make_pool(reactor: Any, options: ClientOptions, retry: bool = True) -> HTTPC
     @param retry: whether idempotent requests are retried once on a stale pooled connection.
     """
     pool = HTTPConnectionPool(reactor, persistent=not options.disable_keep_alives)
+    pool._factory = _QuietClientFactory
     pool.maxPersistentPerHost = options.max_idle_connections_per_host
     pool.cachedConnectionTimeout = options.idle_connection_timeout or 90
     pool.retryAutomatically = retry
     return pool
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """
+    The pool's connection factory without its "Starting factory" log line per new connection.
+    """
+
+    noisy = False
 
 
 class BackendClient:
@@ -307,10 +321,12 @@ class BackendClient:
                           connectTimeout=options.dialer_timeout or None)
         self._http = HTTPClient(agent, cookiejar=_NoCookies())
 
-    def send(self, outgoing: OutgoingRequest, timeout: float) -> Deferred:
+    def send(self, outgoing: OutgoingRequest, timeout: float, max_body: Optional[int] = None) -> Deferred:
         """
-        Send a request and read the whole response, all within C{timeout} seconds.
+        Send a request and read the response, all within C{timeout} seconds.
 
+        @param max_body: read at most this many body bytes, then drop the connection and mark
+            the response truncated (C{None}: read it all).
         @return: a Deferred firing with a L{BackendResponse}, or failing with L{BackendTimeout}
             at the deadline, or with the connection error. Cancelling it aborts the exchange.
         """
@@ -322,13 +338,15 @@ class BackendClient:
                                data=outgoing.body, browser_like_redirects=True, unbuffered=True)
 
         def read(response: Any) -> Deferred:
-            body = readBody(response.original)
+            body = readBody(response.original) if max_body is None else read_capped(response.original, max_body)
             body.addCallback(lambda data: BackendResponse(
                 status=response.code,
                 headers={k.decode("latin-1"): [v.decode("latin-1") for v in vs]
                          for k, vs in response.headers.getAllRawHeaders()},
-                body=data, url=str(response.request.absoluteURI.decode("ascii", "replace")),
-                elapsed=self._clock() - started))
+                body=data[0] if isinstance(data, tuple) else data,
+                url=response.request.absoluteURI.decode("ascii", "replace"),
+                elapsed=self._clock() - started,
+                truncated=isinstance(data, tuple) and data[1]))
             return body
 
         d.addCallback(read)
@@ -340,6 +358,57 @@ class BackendClient:
         Close the pool's idle connections (at service stop).
         """
         return self.pool.closeCachedConnections()
+
+
+class _CappedReader(Protocol):
+    """
+    Collects at most C{limit} body bytes, then stops the transfer.
+    """
+
+    def __init__(self, finished: Deferred, limit: int) -> None:
+        self._finished = finished
+        self._limit = limit
+        self._chunks: list = []
+        self._size = 0
+        self._truncated = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._truncated:
+            return
+        room = self._limit - self._size
+        if len(data) > room:
+            self._chunks.append(data[:room])
+            self._truncated = True
+            self.transport.stopProducing()
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._finished.called:
+            return
+        if self._truncated or reason.check(ResponseDone, PotentialDataLoss):
+            self._finished.callback((b"".join(self._chunks), self._truncated))
+        else:
+            self._finished.errback(reason)
+
+
+def read_capped(response: Any, limit: int) -> Deferred:
+    """
+    Read at most C{limit} bytes of a response body.
+
+    @return: a Deferred firing with C{(body, truncated)}; cancelling it aborts the connection.
+    """
+
+    def cancel(d: Deferred) -> None:
+        abort = getattr(reader.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+
+    finished: Deferred = Deferred(cancel)
+    reader = _CappedReader(finished, limit)
+    response.deliverBody(reader)
+    return finished
 
 
 def _timeout_failure(result: Any, timeout: float) -> Failure:

@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from shadowtwist.compare import validate_pointer_pattern
 from shadowtwist.durations import parse_duration
+from shadowtwist.sampling import parse_sticky_key
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_PORT = 8080
@@ -755,7 +757,6 @@ def _check_placeholders(reader: _Reader, url_pattern: str, path: str, params: Se
 
 _SHADOW_KEYS = ("percentage", "sticky_key", "start", "methods", "allow_unsafe", "max_in_flight",
                 "max_body_bytes", "on_body_overflow", "headers", "compare", "capture", "auto_pause")
-_STICKY = re.compile(r"^(header|cookie|query):.+$|^client_ip$")
 
 
 # A plain KrakenD shadow (no shadowgw/shadow block) keeps its KrakenD meaning: every method is
@@ -774,9 +775,11 @@ def _read_shadow_options(reader: _Reader, raw: Any, path: str, shadow: bool) -> 
         reader.problem(path, "only applies to shadow backends: add \"proxy\": {\"shadow\": true}")
     _unknown_keys(reader, raw, path, _SHADOW_KEYS)
     sticky_key = reader.value(raw, "sticky_key", path, str, None)
-    if sticky_key is not None and not _STICKY.match(sticky_key):
-        reader.problem(_join(path, "sticky_key"),
-                       f"must be header:NAME, cookie:NAME, query:NAME or client_ip, got {sticky_key!r}")
+    if sticky_key is not None:
+        try:
+            parse_sticky_key(sticky_key)
+        except ValueError as e:
+            reader.problem(_join(path, "sticky_key"), str(e))
     start = _choice(reader, raw, "start", path, ("parallel", "after_response", "on_primary_success"))
     allow_unsafe = reader.value(raw, "allow_unsafe", path, bool, False)
     methods = reader.string_list(raw, "methods", path)
@@ -831,8 +834,9 @@ def _read_compare(reader: _Reader, raw: Any, path: str) -> CompareOptions:
     _unknown_keys(reader, raw, path, ("status", "body", "headers", "ignore", "against", "learn_noise"))
     ignore = reader.string_list(raw, "ignore", path) or ()
     for i, pointer in enumerate(ignore):
-        if pointer and not pointer.startswith("/"):
-            reader.problem(f"{path}.ignore[{i}]", f"must be a JSON pointer starting with '/', got {pointer!r}")
+        why = validate_pointer_pattern(pointer)
+        if why:
+            reader.problem(f"{path}.ignore[{i}]", why)
     against = raw.get("against")
     if against is not None:
         against = reader.number(raw, "against", path, None, 0, integer=True)
@@ -856,10 +860,18 @@ def _read_auto_pause(reader: _Reader, raw: Any, path: str) -> Optional[AutoPause
     if not window:
         reader.problem(_join(path, "window"), "must be longer than 0")
     return AutoPauseOptions(
-        error_rate=reader.number(raw, "error_rate", path, 0.5, 0, 1),
+        error_rate=_error_rate(reader, raw, path),
         window=window or 30.0,
         min_requests=reader.number(raw, "min_requests", path, 50, 1, integer=True),
     )
+
+
+def _error_rate(reader: _Reader, raw: Mapping, path: str) -> float:
+    rate = reader.number(raw, "error_rate", path, 0.5, 0, 1)
+    if rate == 0:
+        reader.problem(_join(path, "error_rate"), "must be above 0 (0 would pause the shadow at once)")
+        return 0.5
+    return rate
 
 
 def _check_routes(reader: _Reader, endpoints: Sequence) -> None:

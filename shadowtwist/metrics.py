@@ -1,0 +1,60 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+Prometheus metrics of the gateway and its shadows.
+
+Every label is bounded: the endpoint is its template (C{GET /user/{id}}), never the raw path,
+and backends are named by their configured host and URL pattern. Each gateway has its own
+L{CollectorRegistry}, so tests and several gateways in one process never share counters.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+DELTA_BUCKETS = (-2.5, -1, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, -0.001,
+                 0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+SHADOW_OUTCOMES = ("ok", "error", "timeout", "dropped", "skipped_sampling", "skipped_method",
+                   "skipped_body", "skipped_primary", "paused")
+COMPARE_RESULTS = ("match", "mismatch", "noise", "skipped")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    """
+    The gateway's metrics, registered in their own registry.
+    """
+
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("shadowgw_requests", "Client requests answered.",
+                                ["endpoint", "method", "code"], registry=r)
+        self.request_duration = Histogram("shadowgw_request_duration_seconds",
+                                          "Time to answer a client request.", ["endpoint"],
+                                          buckets=LATENCY_BUCKETS, registry=r)
+        self.backend_requests = Counter("shadowgw_backend_requests", "Calls to primary backends.",
+                                        ["endpoint", "backend", "outcome"], registry=r)
+        self.shadow_requests = Counter("shadowgw_shadow_requests",
+                                       "Shadow copies by outcome (sent, dropped or skipped).",
+                                       ["endpoint", "backend", "outcome"], registry=r)
+        self.shadow_duration = Histogram("shadowgw_shadow_duration_seconds",
+                                         "Time a shadow backend took to answer.",
+                                         ["endpoint", "backend"], buckets=LATENCY_BUCKETS, registry=r)
+        self.shadow_latency_delta = Histogram("shadowgw_shadow_latency_delta_seconds",
+                                              "Shadow latency minus primary latency, per request.",
+                                              ["endpoint", "backend"], buckets=DELTA_BUCKETS, registry=r)
+        self.shadow_compare = Counter("shadowgw_shadow_compare",
+                                      "Shadow answers compared with the primary's, by result.",
+                                      ["endpoint", "backend", "result"], registry=r)
+        self.shadow_in_flight = Gauge("shadowgw_shadow_in_flight", "Shadow calls in flight.",
+                                      ["backend"], registry=r)
+
+    def exposition(self) -> bytes:
+        """
+        The metrics in Prometheus text format.
+        """
+        return generate_latest(self.registry)

@@ -1,0 +1,501 @@
+# -*- test-case-name: tests.test_shadow -*-
+"""
+Shadow dispatch: send a copy of the live request to a shadow backend, bounded and detached, then
+compare its answer with the primary's and record how it did.
+
+A shadow call is never part of the primaries' L{DeferredList}: it has its own deadline, its own
+connection pool, in-flight caps (over them the copy is dropped and counted, never queued), and
+its chain always ends in a callback that records the outcome, so a failing shadow is a log event
+and never an "Unhandled error in Deferred". The client going away does not cancel it.
+
+Per shadow backend (L{ShadowBackend}): sampling (random or sticky), method and body rules, the
+start mode (C{parallel}, C{after_response}, C{on_primary_success}), header rewriting, the
+comparison (status, headers, structural JSON diff with ignore rules and learned noise), the last
+mismatches, and C{auto_pause}. Comparisons run after the client's bytes are written, one per
+reactor turn from a bounded queue; when the queue is full they are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from shadowtwist import encoding
+from shadowtwist.backend import (
+    BackendClient, BackendResponse, BackendTimeout, IncomingRequest, OutgoingRequest, build_request,
+    describe_failure,
+)
+from shadowtwist.compare import ResponseView, compare, compile_ignore, NoiseLearner
+from shadowtwist.config import SAFE_METHODS, BackendConfig, EndpointConfig
+from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.responses import backend_part
+from shadowtwist.sampling import Sampler, parse_sticky_key
+from shadowtwist.shadowstats import AutoPause, RateLimiter, ShadowRegistry, ShadowStats, capture_entry
+
+_log = Logger(namespace="shadowtwist.shadow")
+
+# A shadow's answer is read up to this size; a longer one is cut and not compared.
+MAX_SHADOW_BODY = 1024 * 1024
+# Comparisons waiting for the reactor; past this they are skipped, never queued without bound.
+MAX_PENDING_COMPARISONS = 256
+MISMATCH_LOGS_PER_SECOND = 1.0
+MISMATCH_LOG_BURST = 10
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """
+    How one shadow call ended.
+
+    @ivar outcome: C{ok}, C{error}, C{timeout}, C{dropped} or a C{skipped_*}/C{paused} reason.
+    @ivar response: the shadow's answer when it answered.
+    """
+
+    outcome: str
+    url: str = ""
+    latency: Optional[float] = None
+    response: Optional[BackendResponse] = None
+    error: Optional[str] = None
+
+
+class InFlight:
+    """
+    Counts shadow calls in flight, per shadow backend and in total, against their caps.
+    """
+
+    def __init__(self, total_cap: int) -> None:
+        self.total_cap = total_cap
+        self.total = 0
+        self.per_backend: dict = {}
+
+    def acquire(self, key: Any, cap: int) -> bool:
+        """
+        Take a slot for C{key} if both caps allow it.
+
+        @return: whether the call may go ahead.
+        """
+        current = self.per_backend.get(key, 0)
+        if current >= cap or self.total >= self.total_cap:
+            return False
+        self.per_backend[key] = current + 1
+        self.total += 1
+        return True
+
+    def release(self, key: Any) -> None:
+        """
+        Give back the slot taken by L{acquire}.
+        """
+        self.per_backend[key] -= 1
+        self.total -= 1
+
+
+class ShadowBackend:
+    """
+    Everything kept for one shadow backend of one endpoint.
+    """
+
+    def __init__(self, endpoint: EndpointConfig, backend: BackendConfig, rng: Any) -> None:
+        options = backend.shadow_options
+        self.endpoint = endpoint
+        self.backend = backend
+        self.options = options
+        self.key = (endpoint.name, backend.index)
+        sticky = parse_sticky_key(options.sticky_key) if options.sticky_key else None
+        self.sampler = Sampler(options.percentage, sticky, rng)
+        self.sticky = sticky
+        self.ignore = compile_ignore(options.compare.ignore)
+        self.noise = NoiseLearner()
+        pause = options.auto_pause
+        self.auto_pause = AutoPause(pause.error_rate, pause.window, pause.min_requests) if pause else None
+        self.stats = ShadowStats(capture=options.capture, redact_headers=options.headers.remove,
+                                 auto_pause=self.auto_pause)
+        self.log_limit = RateLimiter(MISMATCH_LOGS_PER_SECOND, MISMATCH_LOG_BURST)
+        self.compares = options.compare.status or options.compare.body or bool(options.compare.headers)
+
+    def skip_reason(self, incoming: IncomingRequest, now: float) -> Optional[str]:
+        """
+        Why this request is not shadowed (an outcome), or C{None} if it is.
+        """
+        if self.auto_pause is not None and self.auto_pause.paused(now):
+            return "paused"
+        if incoming.method not in self.options.methods:
+            return "skipped_method"
+        key_value = None
+        if self.sticky is not None:
+            key_value = self.sticky.extract(incoming.headers, _cookies(incoming), _query(incoming),
+                                            incoming.client_ip)
+        if not self.sampler.decide(key_value):
+            return "skipped_sampling"
+        if len(incoming.body) > self.options.max_body_bytes and self.options.on_body_overflow == "skip":
+            return "skipped_body"
+        return None
+
+
+class ShadowDispatcher:
+    """
+    Sends shadow copies, compares their answers with the primary's, and records the results.
+
+    @ivar registry: per endpoint and shadow backend statistics (what C{/__shadow} shows).
+    """
+
+    def __init__(self, client: BackendClient, reactor: Any, metrics: Optional[GatewayMetrics] = None,
+                 clock: Callable[[], float] = time.monotonic, max_in_flight: int = 1000,
+                 rng: Any = None) -> None:
+        """
+        @param client: a client over the shadows' own connection pool.
+        @param reactor: for scheduling comparisons after the client's response is written.
+        @param metrics: where to count; a private set when C{None}.
+        @param clock: a monotonic clock for latencies and auto-pause windows.
+        @param max_in_flight: the cap on shadow calls in flight across all shadow backends.
+        @param rng: randomness for sampling and noise learning (C{random.Random}-like).
+        """
+        self._client = client
+        self._reactor = reactor
+        self.metrics = metrics or GatewayMetrics()
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.in_flight = InFlight(max_in_flight)
+        self.registry = ShadowRegistry()
+        self._shadows: dict = {}
+        self._comparisons: deque = deque()
+        self._comparing = False
+
+    def shadow_for(self, endpoint: EndpointConfig, backend: BackendConfig) -> ShadowBackend:
+        """
+        The state kept for a shadow backend, created on first use.
+        """
+        key = (endpoint.name, backend.index)
+        state = self._shadows.get(key)
+        if state is None:
+            state = self._shadows[key] = ShadowBackend(endpoint, backend, self._rng)
+            self.registry.register(endpoint.name, backend.label, state.stats)
+        return state
+
+    def dispatch(self, endpoint: EndpointConfig, backend: BackendConfig, incoming: IncomingRequest,
+                 primary_done: Deferred, written: Optional[Deferred] = None) -> Deferred:
+        """
+        Shadow one request (or count why not), then compare and record once the primary is done.
+
+        @param primary_done: fires with the L{shadowtwist.pipeline.PrimaryOutcome}.
+        @param written: fires once the client's response is written (for C{after_response}).
+        @return: a Deferred firing with the L{ShadowResult} once everything is recorded; it never
+            fails and the request path never waits on it.
+        """
+        shadow = self.shadow_for(endpoint, backend)
+        call = _ShadowCall(self, shadow, incoming)
+        reason = shadow.skip_reason(incoming, self._clock())
+        if reason is not None:
+            call.finish(ShadowResult(reason))
+            return call.done
+        if not self.in_flight.acquire(shadow.key, shadow.options.max_in_flight):
+            call.finish(ShadowResult("dropped", error="too many shadow calls in flight"))
+            return call.done
+        call.holding_slot = True
+        self.metrics.shadow_in_flight.labels(backend.label).inc()
+        primary_done.addCallback(call.primary_known)
+        start = shadow.options.start
+        if start == "parallel":
+            call.send()
+        elif start == "after_response" and written is not None:
+            written.addCallback(lambda _: call.send())
+        elif start == "after_response":
+            primary_done.addCallback(lambda outcome: call.send())
+        return call.done
+
+    def release(self, shadow: ShadowBackend) -> None:
+        """
+        Give back a shadow's in-flight slot.
+        """
+        self.in_flight.release(shadow.key)
+        self.metrics.shadow_in_flight.labels(shadow.backend.label).dec()
+
+    def enqueue_comparison(self, work: Callable[[], None]) -> bool:
+        """
+        Queue a comparison to run after the current reactor turn (so after the client's bytes).
+
+        @return: C{False} when the queue is full (the comparison is skipped).
+        """
+        if len(self._comparisons) >= MAX_PENDING_COMPARISONS:
+            return False
+        self._comparisons.append(work)
+        if not self._comparing:
+            self._comparing = True
+            self._reactor.callLater(0, self._compare_one)
+        return True
+
+    def _compare_one(self) -> None:
+        work = self._comparisons.popleft()
+        try:
+            work()
+        except Exception:
+            _log.failure("comparing a shadow answer failed")
+        if self._comparisons:
+            self._reactor.callLater(0, self._compare_one)
+        else:
+            self._comparing = False
+
+    def learn_noise(self, shadow: ShadowBackend, incoming: IncomingRequest, backend: BackendConfig,
+                    first: ResponseView) -> None:
+        """
+        Send the same request to the compared primary again (over the shadow pool) and learn
+        which fields differ between its two answers.
+        """
+        outgoing = build_request(shadow.endpoint, backend, incoming)
+        d = self._client.send(outgoing, shadow.endpoint.timeout, MAX_SHADOW_BODY)
+
+        def learned(response: BackendResponse) -> None:
+            if response.truncated:
+                return
+            second = _answer_view(backend, response)
+            shadow.noise.learn(first, second, shadow.ignore)
+
+        d.addCallbacks(learned, lambda failure: None)
+
+    def send(self, shadow: ShadowBackend, incoming: IncomingRequest) -> Deferred:
+        """
+        Send one shadow copy now.
+
+        @return: a Deferred firing with a L{ShadowResult} (never failing).
+        """
+        options = shadow.options
+        if len(incoming.body) > options.max_body_bytes:  # on_body_overflow: headers_only
+            incoming = replace(incoming, body=b"")
+        outgoing = _rewrite_headers(build_request(shadow.endpoint, shadow.backend, incoming), options.headers)
+        started = self._clock()
+        d = self._client.send(outgoing, shadow.backend.shadow_timeout or shadow.endpoint.timeout,
+                              MAX_SHADOW_BODY)
+
+        def ok(response: BackendResponse) -> ShadowResult:
+            return ShadowResult("ok", outgoing.url, self._clock() - started, response)
+
+        def failed(failure: Failure) -> ShadowResult:
+            outcome = "timeout" if failure.check(BackendTimeout) else "error"
+            return ShadowResult(outcome, outgoing.url, self._clock() - started, error=describe_failure(failure))
+
+        d.addCallbacks(ok, failed)
+        return d
+
+    def now(self) -> float:
+        """
+        The dispatcher's monotonic time.
+        """
+        return self._clock()
+
+
+class _ShadowCall:
+    """
+    One shadowed request: waits for both the shadow's and the primary's outcome, then records.
+    """
+
+    def __init__(self, dispatcher: ShadowDispatcher, shadow: ShadowBackend, incoming: IncomingRequest) -> None:
+        self.dispatcher = dispatcher
+        self.shadow = shadow
+        self.incoming = incoming
+        self.primary: Any = None
+        self.result: Optional[ShadowResult] = None
+        self.holding_slot = False
+        self.sent = False
+        self.done: Deferred = Deferred()
+
+    def send(self) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        d = self.dispatcher.send(self.shadow, self.incoming)
+        d.addCallback(self.shadow_finished)
+        d.addErrback(self._bug)
+
+    def primary_known(self, outcome: Any) -> Any:
+        self.primary = outcome
+        if self.shadow.options.start == "on_primary_success" and not self.sent:
+            if _primary_succeeded(self.shadow, outcome):
+                self.send()
+            else:
+                self.shadow_finished(ShadowResult("skipped_primary"))
+                return outcome
+        self._settle()
+        return outcome
+
+    def shadow_finished(self, result: ShadowResult) -> None:
+        self.result = result
+        if self.holding_slot:
+            self.holding_slot = False
+            self.dispatcher.release(self.shadow)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.result is None or self.primary is None or self.done.called:
+            return
+        self.finish(self.result)
+
+    def finish(self, result: ShadowResult) -> None:
+        """
+        Record the outcome (and start the comparison) exactly once.
+        """
+        if self.done.called:
+            return
+        try:
+            self._record(result)
+        except Exception:
+            _log.failure("recording a shadow outcome failed")
+        self.done.callback(result)
+
+    def _bug(self, failure: Failure) -> None:
+        _log.failure("shadow call failed unexpectedly", failure)
+        self.shadow_finished(ShadowResult("error", error="internal error"))
+
+    def _record(self, result: ShadowResult) -> None:
+        shadow, dispatcher = self.shadow, self.dispatcher
+        endpoint, backend = shadow.endpoint.name, shadow.backend.label
+        metrics = dispatcher.metrics
+        shadow.stats.record_outcome(result.outcome)
+        metrics.shadow_requests.labels(endpoint, backend, result.outcome).inc()
+        if self.primary is None:  # skipped or dropped before anything was sent
+            return
+        primary_latency = self.primary.latency
+        shadow.stats.record_latencies(primary_latency, result.latency)
+        if result.latency is not None:
+            metrics.shadow_duration.labels(endpoint, backend).observe(result.latency)
+            metrics.shadow_latency_delta.labels(endpoint, backend).observe(result.latency - primary_latency)
+        if shadow.auto_pause is not None:
+            healthy = result.outcome == "ok" and result.response is not None and result.response.status < 500
+            shadow.auto_pause.record(healthy, dispatcher.now())
+        _log.info(
+            "shadow {outcome} {endpoint} -> {shadow_url}: status {shadow_status}, "
+            "{shadow_size} bytes in {shadow_latency_ms}ms (primary {primary_status} in "
+            "{primary_latency_ms}ms){error_text}",
+            endpoint=endpoint, shadow_backend=backend, shadow_url=result.url, outcome=result.outcome,
+            shadow_status=result.response.status if result.response else None,
+            shadow_latency=result.latency,
+            shadow_size=len(result.response.body) if result.response else None,
+            shadow_error=result.error, primary_status=self.primary.response.status,
+            primary_latency=primary_latency, shadow_latency_ms=_ms(result.latency),
+            primary_latency_ms=_ms(primary_latency),
+            error_text=f", error: {result.error}" if result.error else "")
+        if result.response is not None and shadow.compares:
+            if not dispatcher.enqueue_comparison(lambda: self._compare(result)):
+                self._count_compare("skipped")
+
+    def _count_compare(self, outcome: str) -> None:
+        if outcome == "skipped":
+            self.shadow.stats.record_compare_skipped()
+        self.dispatcher.metrics.shadow_compare.labels(
+            self.shadow.endpoint.name, self.shadow.backend.label, outcome).inc()
+
+    def _compare(self, result: ShadowResult) -> None:
+        shadow = self.shadow
+        primary_view, compared_backend = _primary_view(shadow, self.primary)
+        if primary_view is None or result.response.truncated:
+            self._count_compare("skipped")
+            return
+        shadow_view = _answer_view(shadow.backend, result.response)
+        options = shadow.options.compare
+        comparison = compare(primary_view, shadow_view, status=options.status, body=options.body,
+                             headers=options.headers, ignore=shadow.ignore, noise=shadow.noise)
+        capture = None
+        if comparison.result == "mismatch" and shadow.options.capture:
+            incoming = self.incoming
+            capture = capture_entry(incoming.method, incoming.path, _query(incoming), incoming.headers,
+                                    primary_view, shadow_view, comparison, time.time())
+        shadow.stats.record_comparison(comparison, capture)
+        self._count_compare(comparison.result)
+        if comparison.result == "mismatch":
+            self._log_mismatch(comparison)
+        if (options.learn_noise and compared_backend is not None and self.incoming.method in SAFE_METHODS
+                and self.dispatcher._rng.random() < options.learn_noise):
+            self.dispatcher.learn_noise(shadow, self.incoming, compared_backend, primary_view)
+
+    def _log_mismatch(self, comparison: Any) -> None:
+        shadow = self.shadow
+        if not shadow.log_limit.allow(self.dispatcher.now()):
+            return
+        paths = [d.path or "(body)" for d in comparison.differences[:20]]
+        if comparison.status_differs:
+            paths.insert(0, "status")
+        paths += [f"header:{name}" for name in comparison.header_differences]
+        suppressed = shadow.log_limit.take_suppressed()
+        _log.warn("shadow mismatch {endpoint} -> {shadow_backend}: {paths}{suppressed_text}",
+                  endpoint=shadow.endpoint.name, shadow_backend=shadow.backend.label,
+                  paths=", ".join(paths), differing_paths=paths, suppressed=suppressed,
+                  suppressed_text=f" ({suppressed} earlier mismatch events suppressed)" if suppressed else "")
+
+
+def _primary_succeeded(shadow: ShadowBackend, outcome: Any) -> bool:
+    against = shadow.options.compare.against
+    if against is not None and against < len(outcome.parts):
+        part = outcome.parts[against]
+        return part.error is None and part.data is not None
+    return 200 <= outcome.response.status < 300
+
+
+def _primary_view(shadow: ShadowBackend, outcome: Any) -> tuple:
+    """
+    The primary answer the shadow is compared with: the configured backend (C{against}), the
+    only primary, or else the merged response.
+
+    @return: (L{ResponseView} or C{None}, the compared primary backend or C{None}).
+    """
+    primaries = shadow.endpoint.primaries
+    against = shadow.options.compare.against
+    if against is None and len(primaries) == 1:
+        against = 0
+    if against is not None and against < len(primaries):
+        answer = outcome.answers[against] if against < len(outcome.answers) else None
+        if answer is None:
+            return None, None
+        return _answer_view(primaries[against], answer), primaries[against]
+    response = outcome.response
+    try:
+        body = encoding.loads(response.body) if response.body else None
+    except encoding.DecodeError:
+        body = None
+    headers: dict = {}
+    for name, value in response.headers:
+        headers.setdefault(name, []).append(value)
+    return ResponseView(status=response.status, headers=headers, body=body, raw=response.body), None
+
+
+def _answer_view(backend: BackendConfig, response: BackendResponse) -> ResponseView:
+    """
+    A backend answer as compared: decoded and shaped by the backend's own manipulation.
+    """
+    part = backend_part(backend, response.status, response.headers, response.body, response.url)
+    return ResponseView(status=response.status, headers=response.headers,
+                        body=part.data if part.error is None else None, raw=response.body)
+
+
+def _rewrite_headers(outgoing: OutgoingRequest, rules: Any) -> OutgoingRequest:
+    if not rules.remove and not rules.set:
+        return outgoing
+    removed = {name.lower() for name in rules.remove} | {name.lower() for name in rules.set}
+    headers = tuple((k, v) for k, v in outgoing.headers if k.lower() not in removed)
+    headers += tuple(rules.set.items())
+    return replace(outgoing, headers=headers)
+
+
+def _cookies(incoming: IncomingRequest) -> dict:
+    cookies: dict = {}
+    for header in incoming.header_values("Cookie"):
+        for pair in header.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name:
+                cookies.setdefault(name, value)
+    return cookies
+
+
+def _query(incoming: IncomingRequest) -> dict:
+    query: dict = {}
+    for name, value in incoming.query:
+        query.setdefault(name, []).append(value)
+    return query
+
+
+def _ms(seconds: Optional[float]) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"

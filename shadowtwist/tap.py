@@ -1,0 +1,155 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+C{twistd shadowgw}: command-line options and the service tree.
+
+L{Options} loads and checks the configuration in C{postOptions}, so a bad file stops twistd
+with every problem listed and a non-zero exit before anything listens. L{makeService} builds a
+L{GatewayService} owning the connection pools, with one C{strports} listener per C{--listen}
+(a busy port makes twistd exit non-zero).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.server import Site
+
+from shadowtwist.backend import BackendClient, make_pool
+from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
+from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.pipeline import EndpointPipeline
+from shadowtwist.routing import build_tree
+from shadowtwist.shadow import ShadowDispatcher
+
+_log = Logger(namespace="shadowtwist.tap")
+
+
+class Options(usage.Options):
+    """
+    C{twistd shadowgw} options.
+    """
+
+    synopsis = "[options]"
+    longdesc = ("Run the shadowtwist gateway on a KrakenD v3 configuration. Shadow backends "
+                "(extra_config.proxy.shadow) get a copy of the live traffic; their answers are "
+                "compared and logged, never returned.")
+    optParameters = [
+        ["config", "c", "etc/krakend.json", "The KrakenD configuration file (JSON or YAML)."],
+        ["admin", None, None, "Endpoint description for the admin listener (/metrics, /__shadow), "
+                              "e.g. tcp:9091:interface=127.0.0.1."],
+    ]
+    optFlags = [
+        ["demo", None, "Also run the demo v1 and v2 backends (127.0.0.1:8001 and :8002)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this endpoint description (repeatable); overrides the config's port, e.g.
+        tcp:8080, tcp:8080:interface=127.0.0.1 or ssl:8443:privateKey=key.pem:certKey=cert.pem.
+        """
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        """
+        Load and check the configuration now, so that twistd refuses a bad one at start.
+        """
+        try:
+            self["gateway"] = load_config(self["config"])
+        except ConfigError as e:
+            lines = "\n  ".join(str(p) for p in e.problems)
+            raise usage.UsageError(
+                f"{self['config']}: {len(e.problems)} problem(s), refusing to start:\n  {lines}")
+        if not self["listen"]:
+            self["listen"] = [default_listen(self["gateway"])]
+
+
+def default_listen(config: ServiceConfig) -> str:
+    """
+    The listener from the config's C{port} and C{listen_ip}.
+    """
+    description = f"tcp:{config.port}"
+    if config.listen_ip:
+        description += ":interface=" + config.listen_ip.replace(":", "\\:")
+    return description
+
+
+class GatewayService(MultiService):
+    """
+    The gateway: owns the primary and shadow clients (and so their pools) and the Site.
+
+    @ivar site: the twisted.web Site serving the route tree.
+    """
+
+    def __init__(self, config: ServiceConfig, reactor: Any, primary_client: Optional[BackendClient] = None,
+                 shadow_client: Optional[BackendClient] = None) -> None:
+        """
+        @param primary_client: the client for primary calls (a new one on its own pool by default).
+        @param shadow_client: the client for shadow calls (a new one on a separate pool without
+            automatic retries by default).
+        """
+        super().__init__()
+        self.config = config
+        self.primary_client = primary_client or BackendClient(reactor, config.client)
+        self.shadow_client = shadow_client or BackendClient(
+            reactor, config.client, pool=make_pool(reactor, config.client, retry=False))
+        self.metrics = GatewayMetrics()
+        self.shadows = ShadowDispatcher(self.shadow_client, reactor, self.metrics,
+                                        max_in_flight=config.shadowgw.max_shadow_in_flight)
+        pipelines = [EndpointPipeline(endpoint, config.router, self.primary_client, self.shadows)
+                     for endpoint in config.endpoints]
+        self.site = Site(build_tree(config, pipelines), reactor=reactor)
+        self.site.displayTracebacks = False
+
+    def startService(self) -> None:
+        """
+        Say what is served and what is ignored.
+        """
+        for warning in self.config.warnings:
+            _log.warn("{source}: {warning}", source=self.config.source, warning=warning)
+        for line in describe_endpoints(self.config):
+            _log.info("serving {route}", route=line)
+        super().startService()
+
+    def stopService(self) -> Any:
+        """
+        Stop listening, then close the pools' idle connections.
+        """
+        d = super().stopService()
+
+        def close(_: Any) -> Any:
+            from twisted.internet.defer import gatherResults
+
+            return gatherResults([self.primary_client.close(), self.shadow_client.close()])
+
+        return d.addBoth(close) if d is not None else close(None)
+
+
+def makeService(options: Options, reactor: Any = None) -> GatewayService:
+    """
+    Build the service tree for C{twistd shadowgw}.
+
+    @param options: parsed L{Options}.
+    @param reactor: the reactor; the global one when C{None}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    gateway = GatewayService(options["gateway"], reactor)
+    for description in options["listen"]:
+        listener = strports.service(description, gateway.site, reactor=reactor)
+        listener.setServiceParent(gateway)
+    if options["demo"]:
+        from shadowtwist.demo import demo_services
+
+        for service in demo_services(reactor):
+            service.setServiceParent(gateway)
+    return gateway

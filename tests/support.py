@@ -1,0 +1,167 @@
+"""
+Test helpers: in-memory backends that record what they receive, and a gateway wired to them
+without sockets (treq's in-memory agent on both sides, a L{task.Clock} for deadlines).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Optional
+
+from treq.testing import RequestTraversalAgent, StubTreq
+from twisted.internet.task import Clock
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from shadowtwist.backend import BackendClient
+from shadowtwist.config import parse_config
+from shadowtwist.tap import GatewayService
+
+
+class Seen:
+    """
+    One request a fake backend received.
+    """
+
+    def __init__(self, request: server.Request) -> None:
+        self.method = request.method.decode()
+        self.uri = request.uri.decode()
+        self.path = request.path.decode()
+        self.headers = {k.decode().lower(): [v.decode() for v in vs]
+                        for k, vs in request.requestHeaders.getAllRawHeaders()}
+        request.content.seek(0)
+        self.body = request.content.read()
+
+
+class FakeBackends(Resource):
+    """
+    Every backend of a test in one resource, keyed by path.
+
+    A route is a callable taking the L{Seen} request and returning (status, headers, body), or
+    C{None} to never answer (a black hole), or a string "json" document shorthand via L{reply}.
+
+    @ivar seen: every request received, in order.
+    @ivar pending: requests left unanswered, to finish later with L{answer_pending}.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: dict = {}
+        self.seen: list = []
+        self.pending: list = []
+
+    def route(self, path: str, answer: Any) -> None:
+        """
+        Register an answer: a dict (JSON 200), a (status, headers, body) tuple, a callable, or
+        C{None} for a black hole.
+        """
+        self.routes[path] = answer
+
+    def render(self, request: server.Request) -> Any:
+        seen = Seen(request)
+        self.seen.append(seen)
+        answer = self.routes.get(seen.path, (404, {}, b"no such route"))
+        if callable(answer):
+            answer = answer(seen)
+        if answer is None:
+            self.pending.append(request)
+            return server.NOT_DONE_YET
+        if isinstance(answer, dict) or isinstance(answer, list):
+            answer = (200, {"Content-Type": "application/json"}, json.dumps(answer).encode())
+        status, headers, body = answer
+        request.setResponseCode(status)
+        for name, value in headers.items():
+            request.setHeader(name.encode(), value.encode())
+        return body
+
+    def at(self, path: str) -> list:
+        """
+        The requests received on one path.
+        """
+        return [s for s in self.seen if s.path == path]
+
+
+class Harness:
+    """
+    A gateway built from a config document, talking to L{FakeBackends} in memory.
+
+    @ivar clock: the reactor for deadlines; advance it to make time pass.
+    """
+
+    def __init__(self, document: dict, backends: Optional[FakeBackends] = None,
+                 shadow_backends: Optional[FakeBackends] = None) -> None:
+        self.clock = Clock()
+        self.backends = backends or FakeBackends()
+        self.shadow_backends = shadow_backends or self.backends
+        self.primary_agent = RequestTraversalAgent(self.backends)
+        self.shadow_agent = (self.primary_agent if self.shadow_backends is self.backends
+                             else RequestTraversalAgent(self.shadow_backends))
+        self.config = parse_config(document, "test.json")
+        self.ticks = [0.0]
+        primary = BackendClient(self.clock, self.config.client, agent=self.primary_agent,
+                                clock=self.clock.seconds)
+        shadow = BackendClient(self.clock, self.config.client, agent=self.shadow_agent,
+                               clock=self.clock.seconds)
+        self.gateway = GatewayService(self.config, self.clock, primary, shadow)
+        self.gateway.shadows._clock = self.clock.seconds
+        self.front = StubTreq(self.gateway.site.resource)
+
+    def pump(self) -> None:
+        """
+        Move bytes between the client, the gateway and the backends until nothing moves.
+        """
+        for _ in range(10):
+            self.primary_agent.flush()
+            self.shadow_agent.flush()
+            self.front.flush()
+            self.clock.advance(0)  # comparisons run one reactor turn after the response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """
+        Send a request to the gateway and pump; returns the Deferred of the treq response.
+        """
+        d = self.front.request(method, "http://gateway.test" + path, **kwargs)
+        self.pump()
+        return d
+
+
+def result_of(case: Any, d: Any) -> Any:
+    """
+    The result of an already fired Deferred (fails the test otherwise).
+    """
+    return case.successResultOf(d)
+
+
+def body_of(case: Any, harness: Harness, response: Any) -> bytes:
+    """
+    Read a treq response's whole body.
+    """
+    from treq import content
+
+    d = content(response)
+    harness.pump()
+    return case.successResultOf(d)
+
+
+def document(*endpoints: dict, **top: Any) -> dict:
+    """
+    A config document with the given endpoints.
+    """
+    doc = {"version": 3, "host": ["http://backend.test"], "endpoints": list(endpoints)}
+    doc.update(top)
+    return doc
+
+
+def shadow_backend(url_pattern: str, **extra: Any) -> dict:
+    """
+    A shadow backend entry.
+    """
+    proxy = {"shadow": True}
+    proxy.update(extra.pop("proxy", {}))
+    entry = {"host": ["http://shadow.test"], "url_pattern": url_pattern,
+             "extra_config": {"proxy": proxy}}
+    if extra:
+        entry["extra_config"]["shadowgw/shadow"] = extra
+    return entry
