@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from urllib.parse import quote, quote_plus
 
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import TimeoutError
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.web.client import PotentialDataLoss, ResponseDone
@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, _HTTP11ClientFactory, readBody
 from twisted.web.http_headers import Headers
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.web.iweb import IPolicyForHTTPS
+from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
 import shadowtwist
@@ -236,6 +236,36 @@ def build_request(endpoint: EndpointConfig, backend: BackendConfig, incoming: In
         body=incoming.body if has_body else None)
 
 
+@implementer(IBodyProducer)
+class BytesProducer:
+    """
+    A request body already in memory, written in one go: the client body is read once and the
+    same bytes are handed to every backend and shadow, with no cooperator round trips.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> Deferred:
+        if self._body:
+            consumer.write(self._body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _as_producer(data: Any) -> Any:
+    return data if IBodyProducer.providedBy(data) else BytesProducer(data)
+
+
 class _NoCookies(CookieJar):
     """
     A jar that never keeps a cookie: one user's backend cookies must never reach another user.
@@ -319,7 +349,7 @@ class BackendClient:
             tls = _InsecurePolicy() if options.allow_insecure_connections else BrowserLikePolicyForHTTPS()
             agent = Agent(reactor, contextFactory=tls, pool=self.pool,
                           connectTimeout=options.dialer_timeout or None)
-        self._http = HTTPClient(agent, cookiejar=_NoCookies())
+        self._http = HTTPClient(agent, cookiejar=_NoCookies(), data_to_body_producer=_as_producer)
 
     def send(self, outgoing: OutgoingRequest, timeout: float, max_body: Optional[int] = None) -> Deferred:
         """
@@ -334,8 +364,12 @@ class BackendClient:
         headers = Headers()
         for name, value in outgoing.headers:
             headers.addRawHeader(name, value)
+        body = outgoing.body
+        # An empty body still gets a producer so that every method with a body sends
+        # Content-Length: 0, as Go does (Twisted alone only does it for POST and PUT).
+        data = BytesProducer(body) if body is not None else None
         d = self._http.request(outgoing.method, outgoing.url, headers=headers,
-                               data=outgoing.body, browser_like_redirects=True, unbuffered=True)
+                               data=data, browser_like_redirects=True, unbuffered=True)
 
         def read(response: Any) -> Deferred:
             body = readBody(response.original) if max_body is None else read_capped(response.original, max_body)

@@ -18,9 +18,12 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from shadowtwist.backend import BackendClient, BackendResponse, IncomingRequest, build_request, describe_failure
+from shadowtwist.backend import (
+    BackendClient, BackendResponse, BackendTimeout, IncomingRequest, build_request, describe_failure,
+)
 from shadowtwist.config import EndpointConfig, RouterOptions
 from shadowtwist.merge import Merged, Part, merge_parts
+from shadowtwist.metrics import GatewayMetrics
 from shadowtwist.responses import GatewayResponse, backend_part, client_response
 
 MERGE_DEADLINE_SHARE = 0.85
@@ -52,13 +55,15 @@ class EndpointPipeline:
 
     def __init__(self, endpoint: EndpointConfig, router: RouterOptions, client: BackendClient,
                  shadows: Any, clock: Callable[[], float] = time.monotonic,
-                 choose: Callable[[Sequence[str]], str] = random.choice) -> None:
+                 choose: Callable[[Sequence[str]], str] = random.choice,
+                 metrics: Optional[GatewayMetrics] = None) -> None:
         """
         @param client: sends the primary calls.
         @param shadows: a L{shadowtwist.shadow.ShadowDispatcher} (or anything with its
             C{dispatch} method).
         @param clock: a monotonic clock, for latencies.
         @param choose: picks a host from a backend's C{host} list.
+        @param metrics: where requests and backend calls are counted.
         """
         self.endpoint = endpoint
         self._router = router
@@ -69,6 +74,11 @@ class EndpointPipeline:
         self._primaries = endpoint.primaries
         share = 1.0 if len(self._primaries) == 1 else MERGE_DEADLINE_SHARE
         self._deadline = endpoint.timeout * share
+        metrics = metrics or GatewayMetrics()
+        self._requests = metrics.requests
+        self._duration = metrics.request_duration.labels(endpoint.path)
+        self._backend_calls = [{outcome: metrics.backend_requests.labels(endpoint.path, b.label, outcome)
+                                for outcome in ("ok", "error", "timeout")} for b in self._primaries]
 
     def handle(self, incoming: IncomingRequest, accept: Optional[str] = None,
                written: Optional[Deferred] = None) -> Deferred:
@@ -101,7 +111,9 @@ class EndpointPipeline:
             merged = merge_parts([part for _, part in arrivals])
             response = client_response(self.endpoint, self._router, merged, accept)
             parts = tuple(part for _, part in sorted(arrivals, key=lambda pair: pair[0]))
-            _tell(watchers, PrimaryOutcome(self._clock() - started, response, parts, tuple(answers)))
+            latency = self._clock() - started
+            self._count(response.status, latency)
+            _tell(watchers, PrimaryOutcome(latency, response, parts, tuple(answers)))
             return response
 
         def broken(failure: Failure) -> GatewayResponse:
@@ -115,16 +127,25 @@ class EndpointPipeline:
         d.addErrback(broken)
         return d
 
+    def _count(self, status: int, latency: float) -> None:
+        self._requests.labels(self.endpoint.path, self.endpoint.method, str(status)).inc()
+        self._duration.observe(latency)
+
     def _call(self, index: int, backend: Any, incoming: IncomingRequest, arrivals: list,
               answers: list) -> Deferred:
         outgoing = build_request(self.endpoint, backend, incoming, self._choose)
         d = self._client.send(outgoing, self._deadline)
 
+        counters = self._backend_calls[index]
+
         def answered(response: BackendResponse) -> Part:
             answers[index] = response
-            return backend_part(backend, response.status, response.headers, response.body, response.url)
+            part = backend_part(backend, response.status, response.headers, response.body, response.url)
+            counters["ok" if part.error is None else "error"].inc()
+            return part
 
         def failed(failure: Failure) -> Part:
+            counters["timeout" if failure.check(BackendTimeout) else "error"].inc()
             reason = describe_failure(failure)
             self._log.warn("backend {backend} of {endpoint} failed: {reason}",
                            backend=backend.label, endpoint=self.endpoint.name, reason=reason)

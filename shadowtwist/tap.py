@@ -10,7 +10,8 @@ L{GatewayService} owning the connection pools, with one C{strports} listener per
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 
 from twisted.application import strports
 from twisted.application.service import MultiService
@@ -18,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
 
+from shadowtwist.admin import admin_site
 from shadowtwist.backend import BackendClient, make_pool
 from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
 from shadowtwist.metrics import GatewayMetrics
@@ -89,11 +91,14 @@ class GatewayService(MultiService):
     """
 
     def __init__(self, config: ServiceConfig, reactor: Any, primary_client: Optional[BackendClient] = None,
-                 shadow_client: Optional[BackendClient] = None) -> None:
+                 shadow_client: Optional[BackendClient] = None,
+                 clock: Callable[[], float] = time.monotonic, rng: Any = None) -> None:
         """
         @param primary_client: the client for primary calls (a new one on its own pool by default).
         @param shadow_client: the client for shadow calls (a new one on a separate pool without
             automatic retries by default).
+        @param clock: a monotonic clock for latencies and shadow windows.
+        @param rng: randomness for shadow sampling (C{random.Random}-like).
         """
         super().__init__()
         self.config = config
@@ -101,12 +106,17 @@ class GatewayService(MultiService):
         self.shadow_client = shadow_client or BackendClient(
             reactor, config.client, pool=make_pool(reactor, config.client, retry=False))
         self.metrics = GatewayMetrics()
-        self.shadows = ShadowDispatcher(self.shadow_client, reactor, self.metrics,
-                                        max_in_flight=config.shadowgw.max_shadow_in_flight)
-        pipelines = [EndpointPipeline(endpoint, config.router, self.primary_client, self.shadows)
+        self.shadows = ShadowDispatcher(self.shadow_client, reactor, self.metrics, clock=clock,
+                                        max_in_flight=config.shadowgw.max_shadow_in_flight, rng=rng)
+        pipelines = [EndpointPipeline(endpoint, config.router, self.primary_client, self.shadows,
+                                      clock=clock, metrics=self.metrics)
                      for endpoint in config.endpoints]
+        for endpoint in config.endpoints:
+            for backend in endpoint.shadows:
+                self.shadows.shadow_for(endpoint, backend)
         self.site = Site(build_tree(config, pipelines), reactor=reactor)
         self.site.displayTracebacks = False
+        self.admin_site = admin_site(self.metrics, self.shadows.registry, self.shadows.now, reactor)
 
     def startService(self) -> None:
         """
@@ -147,6 +157,9 @@ def makeService(options: Options, reactor: Any = None) -> GatewayService:
     for description in options["listen"]:
         listener = strports.service(description, gateway.site, reactor=reactor)
         listener.setServiceParent(gateway)
+    admin = options["admin"] or options["gateway"].shadowgw.admin
+    if admin:
+        strports.service(admin, gateway.admin_site, reactor=reactor).setServiceParent(gateway)
     if options["demo"]:
         from shadowtwist.demo import demo_services
 

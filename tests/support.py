@@ -91,7 +91,7 @@ class Harness:
     """
 
     def __init__(self, document: dict, backends: Optional[FakeBackends] = None,
-                 shadow_backends: Optional[FakeBackends] = None) -> None:
+                 shadow_backends: Optional[FakeBackends] = None, rng: Any = None) -> None:
         self.clock = Clock()
         self.backends = backends or FakeBackends()
         self.shadow_backends = shadow_backends or self.backends
@@ -99,13 +99,12 @@ class Harness:
         self.shadow_agent = (self.primary_agent if self.shadow_backends is self.backends
                              else RequestTraversalAgent(self.shadow_backends))
         self.config = parse_config(document, "test.json")
-        self.ticks = [0.0]
         primary = BackendClient(self.clock, self.config.client, agent=self.primary_agent,
                                 clock=self.clock.seconds)
         shadow = BackendClient(self.clock, self.config.client, agent=self.shadow_agent,
                                clock=self.clock.seconds)
-        self.gateway = GatewayService(self.config, self.clock, primary, shadow)
-        self.gateway.shadows._clock = self.clock.seconds
+        self.gateway = GatewayService(self.config, self.clock, primary, shadow,
+                                      clock=self.clock.seconds, rng=rng)
         self.front = StubTreq(self.gateway.site.resource)
 
     def pump(self) -> None:

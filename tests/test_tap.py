@@ -91,8 +91,21 @@ class ServiceTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         ports = [(port, factory) for port, factory, _, _ in reactor.tcpServers]
-        self.assertEqual([p for p, _ in ports], [8123, 8124])
+        self.assertEqual([p for p, _ in ports], [8123, 8124, 9091])  # 9091: the config's admin
         self.assertIs(ports[0][1], service.site)
+        self.assertIs(ports[2][1], service.admin_site)
+
+    def test_admin_option(self):
+        """
+        --admin replaces the config's admin listener.
+        """
+        options = Options()
+        options.parseOptions(["-c", EXAMPLE, "--listen", "tcp:8123", "--admin", "tcp:9999:interface=127.0.0.1"])
+        reactor = MemoryReactor()
+        service = makeService(options, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([(p[0], p[3]) for p in reactor.tcpServers], [(8123, ""), (9999, "127.0.0.1")])
 
     def test_demo(self):
         """
@@ -104,7 +117,7 @@ class ServiceTests(SynchronousTestCase):
         service = makeService(options, reactor)
         service.startService()
         self.addCleanup(service.stopService)
-        self.assertEqual(sorted(p[0] for p in reactor.tcpServers), [8001, 8002, 8080])
+        self.assertEqual(sorted(p[0] for p in reactor.tcpServers), [8001, 8002, 8080, 9091])
 
     def test_stop_closes_pools(self):
         """

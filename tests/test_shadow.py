@@ -1,0 +1,393 @@
+"""
+Tests for L{shadowtwist.shadow}: shadowing that never hurts the primary, with sampling, bounds,
+safety rules, comparison, learned noise, auto-pause, metrics and C{/__shadow}.
+
+Each test reproduces a failure a peer gateway is known for (see shared/docs/shadowing-peers.md).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from shadowtwist.backend import IncomingRequest
+from tests.support import FakeBackends, Harness, body_of, document, shadow_backend
+
+
+def harness_for(shadow_options=None, method="GET", proxy=None, primaries=None, rng=None, **endpoint):
+    """
+    A gateway with one endpoint C{/item/{id}}: a primary on /v1 and a shadow on /v2.
+    """
+    shadow = shadow_backend("/v2/item/{id}", proxy=proxy or {}, **(shadow_options or {}))
+    if shadow_options == {}:
+        shadow["extra_config"]["shadowgw/shadow"] = {}
+    entry = {"endpoint": "/item/{id}", "method": method, "timeout": "1s",
+             "backend": (primaries or [{"url_pattern": "/v1/item/{id}"}]) + [shadow]}
+    entry.update(endpoint)
+    shadows = FakeBackends()
+    harness = Harness(document(entry), shadow_backends=shadows, rng=rng or random.Random(7))
+    return harness, shadows
+
+
+def stats_of(harness):
+    """
+    The C{/__shadow} view of the only shadow.
+    """
+    snapshot = harness.gateway.shadows.registry.snapshot(harness.clock.seconds())
+    [endpoint] = snapshot["endpoints"].values()
+    [stats] = endpoint.values()
+    return stats
+
+
+def metric(harness, name, **labels):
+    """
+    The value of one sample of the gateway's metrics.
+    """
+    value = harness.gateway.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+class IsolationTests(SynchronousTestCase):
+    """
+    A slow, black-holed or failing shadow leaves the primary alone, and memory stays bounded.
+    """
+
+    def test_black_hole_is_capped(self):
+        """
+        Under steady load on a black-holed shadow, in-flight copies stay at max_in_flight and
+        the rest are dropped and counted, never queued; every client is answered.
+        """
+        harness, shadows = harness_for({"max_in_flight": 4}, proxy={"shadow_timeout": "30s"})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", None)
+        for _ in range(20):
+            response = self.successResultOf(harness.request("GET", "/item/1"))
+            self.assertEqual(response.code, 200)
+        self.assertEqual(len(shadows.pending), 4)
+        self.assertEqual(harness.gateway.shadows.in_flight.total, 4)
+        stats = stats_of(harness)
+        self.assertEqual(stats["outcomes"]["dropped"], 16)
+        labels = {"endpoint": "GET /item/{id}", "backend": "http://shadow.test/v2/item/{id}"}
+        self.assertEqual(metric(harness, "shadowgw_shadow_requests_total", outcome="dropped", **labels), 16)
+        self.assertEqual(metric(harness, "shadowgw_shadow_in_flight", backend=labels["backend"]), 4)
+        harness.clock.advance(31)
+        harness.pump()
+        self.assertEqual(harness.gateway.shadows.in_flight.total, 0)
+        self.assertEqual(stats_of(harness)["outcomes"]["timeout"], 4)
+
+    def test_global_cap(self):
+        """
+        max_shadow_in_flight caps all shadows together.
+        """
+        shadow = shadow_backend("/v2/item/{id}")
+        doc = document({"endpoint": "/item/{id}", "backend": [{"url_pattern": "/v1/item/{id}"}, shadow]},
+                       extra_config={"shadowgw": {"max_shadow_in_flight": 2}})
+        shadows = FakeBackends()
+        harness = Harness(doc, shadow_backends=shadows)
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", None)
+        for _ in range(5):
+            self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(len(shadows.pending), 2)
+
+    def test_response_before_slow_shadow(self):
+        """
+        The client's complete answer is written while a slow shadow is still working; it carries
+        nothing of the shadow.
+        """
+        harness, shadows = harness_for({})
+        harness.backends.route("/v1/item/1", {"id": 1, "price": 10})
+        shadows.route("/v2/item/1", None)
+        response = self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(json.loads(body_of(self, harness, response)), {"id": 1, "price": 10})
+        self.assertEqual(response.headers.getRawHeaders("x-krakend-completed"), ["true"])
+        self.assertEqual(len(shadows.pending), 1)
+
+
+class SamplingTests(SynchronousTestCase):
+    """
+    percentage and sticky_key.
+    """
+
+    def incoming(self, user=None):
+        headers = {"X-User-Id": [user]} if user else {}
+        return IncomingRequest("GET", "/item/1", headers=headers, params={"id": "1"})
+
+    def test_percentage(self):
+        """
+        Sampling at 10 % over 20,000 requests lands within one point.
+        """
+        harness, _ = harness_for({"percentage": 10}, rng=random.Random(2026))
+        [endpoint] = harness.config.endpoints
+        shadow = harness.gateway.shadows.shadow_for(endpoint, endpoint.shadows[0])
+        reasons = [shadow.skip_reason(self.incoming(), 0.0) for _ in range(20000)]
+        share = reasons.count(None) / 200.0
+        self.assertTrue(9.0 <= share <= 11.0, share)
+        self.assertEqual(set(reasons), {None, "skipped_sampling"})
+
+    def test_sticky(self):
+        """
+        The same key always gets the same decision, and the share over many keys holds.
+        """
+        harness, _ = harness_for({"percentage": 30, "sticky_key": "header:X-User-Id"})
+        [endpoint] = harness.config.endpoints
+        shadow = harness.gateway.shadows.shadow_for(endpoint, endpoint.shadows[0])
+        for user in ("alice", "bob", "carol", "dave"):
+            decisions = {shadow.skip_reason(self.incoming(user), 0.0) for _ in range(50)}
+            self.assertEqual(len(decisions), 1)
+        chosen = sum(shadow.skip_reason(self.incoming(f"user-{n}"), 0.0) is None for n in range(10000))
+        self.assertTrue(2800 <= chosen <= 3200, chosen)
+
+    def test_sampled_requests_skip_the_shadow(self):
+        """
+        Requests not sampled never reach the shadow and are counted as skipped_sampling.
+        """
+        harness, shadows = harness_for({"percentage": 0})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        for _ in range(3):
+            self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(shadows.seen, [])
+        self.assertEqual(stats_of(harness)["outcomes"]["skipped_sampling"], 3)
+
+
+class SafetyTests(SynchronousTestCase):
+    """
+    Unsafe methods, big bodies and header rewriting.
+    """
+
+    def test_unsafe_not_shadowed_by_default(self):
+        """
+        A POST is not shadowed when shadowgw/shadow is configured without allow_unsafe.
+        """
+        harness, shadows = harness_for({}, method="POST")
+        harness.backends.route("/v1/item/1", (201, {"Content-Type": "application/json"}, b'{"ok":true}'))
+        response = self.successResultOf(harness.request("POST", "/item/1", data=b'{"x":1}'))
+        self.assertEqual(response.code, 200)
+        self.assertEqual(shadows.seen, [])
+        self.assertEqual(stats_of(harness)["outcomes"]["skipped_method"], 1)
+
+    def test_unsafe_allowed(self):
+        """
+        With allow_unsafe, POST, PUT and PATCH are shadowed with the body.
+        """
+        for method in ("POST", "PUT", "PATCH"):
+            harness, shadows = harness_for({"allow_unsafe": True}, method=method)
+            harness.backends.route("/v1/item/1", {"ok": True})
+            shadows.route("/v2/item/1", {"ok": True})
+            self.successResultOf(harness.request(method, "/item/1", data=b'{"x":1}'))
+            [seen] = shadows.seen
+            self.assertEqual((seen.method, seen.body), (method, b'{"x":1}'))
+
+    def test_big_body(self):
+        """
+        A 5 MB POST reaches the primary whole; the shadow is skipped, or sent without the body.
+        """
+        big = b"x" * (5 * 1024 * 1024)
+        for overflow in ("skip", "headers_only"):
+            harness, shadows = harness_for({"allow_unsafe": True, "on_body_overflow": overflow},
+                                           method="POST")
+            harness.backends.route("/v1/item/1", {"ok": True})
+            shadows.route("/v2/item/1", {"ok": True})
+            self.successResultOf(harness.request("POST", "/item/1", data=big))
+            [primary] = harness.backends.seen
+            self.assertEqual(len(primary.body), len(big))
+            if overflow == "skip":
+                self.assertEqual(shadows.seen, [])
+                self.assertEqual(stats_of(harness)["outcomes"]["skipped_body"], 1)
+            else:
+                [seen] = shadows.seen
+                self.assertEqual(seen.body, b"")
+
+    def test_headers(self):
+        """
+        The shadow copy is marked and loses the removed headers; the primary keeps them.
+        """
+        harness, shadows = harness_for({"headers": {"set": {"X-Shadow-Request": "1"},
+                                                    "remove": ["Authorization"]}},
+                                       input_headers=["Authorization"])
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", {"id": 1})
+        self.successResultOf(harness.request("GET", "/item/1", headers={"Authorization": "Bearer s3cret"}))
+        [primary], [seen] = harness.backends.seen, shadows.seen
+        self.assertEqual(primary.headers["authorization"], ["Bearer s3cret"])
+        self.assertNotIn("authorization", seen.headers)
+        self.assertEqual(seen.headers["x-shadow-request"], ["1"])
+
+    def test_plain_krakend_shadow_unmarked(self):
+        """
+        Without shadowgw/shadow a shadow keeps KrakenD's meaning: every method, no marking.
+        """
+        harness, shadows = harness_for(None, method="DELETE")
+        harness.backends.route("/v1/item/1", {"ok": True})
+        shadows.route("/v2/item/1", {"ok": True})
+        self.successResultOf(harness.request("DELETE", "/item/1"))
+        [seen] = shadows.seen
+        self.assertEqual(seen.method, "DELETE")
+        self.assertNotIn("x-shadow-request", seen.headers)
+
+
+class StartTests(SynchronousTestCase):
+    """
+    start: after_response and on_primary_success.
+    """
+
+    def test_after_response(self):
+        """
+        The copy starts only once the client's response has been written.
+        """
+        harness, shadows = harness_for({"start": "after_response"})
+        harness.backends.route("/v1/item/1", None)  # the primary holds the response
+        shadows.route("/v2/item/1", {"id": 1})
+        d = harness.request("GET", "/item/1")
+        self.assertNoResult(d)
+        self.assertEqual(shadows.seen, [])
+        [pending] = harness.backends.pending
+        pending.setHeader(b"content-type", b"application/json")
+        pending.write(b'{"id": 1}')
+        pending.finish()
+        harness.pump()
+        self.assertEqual(self.successResultOf(d).code, 200)
+        self.assertEqual(len(shadows.seen), 1)
+
+    def test_on_primary_success(self):
+        """
+        The copy is sent only when the primary succeeded.
+        """
+        harness, shadows = harness_for({"start": "on_primary_success"})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        harness.backends.route("/v1/item/2", (500, {}, b""))
+        shadows.route("/v2/item/1", {"id": 1})
+        self.successResultOf(harness.request("GET", "/item/1"))
+        self.successResultOf(harness.request("GET", "/item/2"))
+        self.assertEqual([s.path for s in shadows.seen], ["/v2/item/1"])
+        self.assertEqual(stats_of(harness)["outcomes"]["skipped_primary"], 1)
+
+
+class CompareTests(SynchronousTestCase):
+    """
+    Comparison with ignore rules and learned noise.
+    """
+
+    def test_ignored_timestamp_and_changed_price(self):
+        """
+        A difference in an ignored field is a match; a changed price is one mismatch with its
+        path, captured with both answers, and the Authorization header redacted.
+        """
+        harness, shadows = harness_for({"compare": {"ignore": ["/items/*/updated_at"]}},
+                                       input_headers=["Authorization"])
+        v1 = {"items": [{"price": 10, "updated_at": "t1"}, {"price": 5, "updated_at": "t1"}]}
+        v2_same = {"items": [{"price": 10, "updated_at": "t2"}, {"price": 5, "updated_at": "t9"}]}
+        v2_price = {"items": [{"price": 10, "updated_at": "t2"}, {"price": 6, "updated_at": "t9"}]}
+        harness.backends.route("/v1/item/1", v1)
+        shadows.route("/v2/item/1", v2_same)
+        self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(stats_of(harness)["compare"]["match"], 1)
+        shadows.route("/v2/item/1", v2_price)
+        self.successResultOf(harness.request("GET", "/item/1", headers={"Authorization": "Bearer s3cret"}))
+        stats = stats_of(harness)
+        self.assertEqual(stats["compare"]["mismatch"], 1)
+        [capture] = stats["captures"]
+        self.assertEqual([d["path"] for d in capture["diff"]], ["/items/1/price"])
+        self.assertEqual(capture["request"]["headers"]["Authorization"], ["[redacted]"])
+        self.assertEqual(capture["shadow"]["body"]["items"][1]["price"], 6)
+        self.assertIn("/items/*/price", [f["path"] for f in stats["fields"]])
+        labels = {"endpoint": "GET /item/{id}", "backend": "http://shadow.test/v2/item/{id}"}
+        self.assertEqual(metric(harness, "shadowgw_shadow_compare_total", result="mismatch", **labels), 1)
+        self.assertEqual(metric(harness, "shadowgw_shadow_compare_total", result="match", **labels), 1)
+
+    def test_learned_noise(self):
+        """
+        A field that differs between two answers of the primary itself is learned as noise and
+        no longer counts as a mismatch.
+        """
+        counter = iter(range(1000))
+        harness, shadows = harness_for({"compare": {"learn_noise": 1.0}})
+        harness.backends.route("/v1/item/1", lambda seen: {"id": 1, "nonce": next(counter)})
+        shadows.route("/v2/item/1", lambda seen: {"id": 1, "nonce": -1})
+        self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(stats_of(harness)["compare"]["mismatch"], 1)  # not learned yet
+        self.successResultOf(harness.request("GET", "/item/1"))
+        stats = stats_of(harness)
+        self.assertEqual(stats["compare"]["noise"], 1)
+        self.assertIn(True, [f["noise"] for f in stats["fields"] if f["path"] == "/nonce"])
+
+    def test_status_difference(self):
+        """
+        A shadow answering 404 where the primary answered 200 is a status mismatch.
+        """
+        harness, shadows = harness_for({})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", (404, {}, b"gone"))
+        self.successResultOf(harness.request("GET", "/item/1"))
+        stats = stats_of(harness)
+        self.assertEqual(stats["compare"]["mismatch"], 1)
+        self.assertTrue(stats["captures"][0]["status_differs"])
+
+    def test_against_a_primary(self):
+        """
+        compare.against picks which primary the shadow is compared with.
+        """
+        primaries = [{"url_pattern": "/v1/user/{id}", "group": "user"}, {"url_pattern": "/v1/item/{id}"}]
+        harness, shadows = harness_for({"compare": {"against": 1}}, primaries=primaries)
+        harness.backends.route("/v1/user/1", {"name": "x"})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", {"id": 1})
+        self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(stats_of(harness)["compare"]["match"], 1)
+
+
+class AutoPauseTests(SynchronousTestCase):
+    """
+    A failing shadow pauses itself and resumes after the window.
+    """
+
+    def test_pause_and_resume(self):
+        """
+        After min_requests with enough errors the shadow is paused (copies counted as paused),
+        and after the window it is shadowed again.
+        """
+        harness, shadows = harness_for({"auto_pause": {"error_rate": 0.5, "window": "10s", "min_requests": 4}})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", (503, {}, b"down"))
+        for _ in range(6):
+            self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(len(shadows.seen), 4)
+        stats = stats_of(harness)
+        self.assertEqual(stats["outcomes"]["paused"], 2)
+        self.assertTrue(stats["auto_pause"]["paused"])
+        harness.clock.advance(11)
+        shadows.route("/v2/item/1", {"id": 1})
+        self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(len(shadows.seen), 5)
+        self.assertFalse(stats_of(harness)["auto_pause"]["paused"])
+
+
+class AdminTests(SynchronousTestCase):
+    """
+    /metrics and /__shadow on the admin site.
+    """
+
+    def test_admin_pages(self):
+        """
+        Both pages answer and show the shadow's counts.
+        """
+        from treq.testing import StubTreq
+
+        harness, shadows = harness_for({})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        shadows.route("/v2/item/1", {"id": 2})
+        self.successResultOf(harness.request("GET", "/item/1"))
+        admin = StubTreq(harness.gateway.admin_site.resource)
+        metrics = self.successResultOf(admin.get("http://admin/metrics"))
+        text = self.successResultOf(metrics.text())
+        self.assertIn('shadowgw_requests_total{code="200",endpoint="/item/{id}",method="GET"} 1.0', text)
+        self.assertIn('shadowgw_shadow_requests_total{backend="http://shadow.test/v2/item/{id}",'
+                      'endpoint="GET /item/{id}",outcome="ok"} 1.0', text)
+        self.assertIn("shadowgw_shadow_latency_delta_seconds_bucket", text)
+        page = self.successResultOf(admin.get("http://admin/__shadow"))
+        snapshot = json.loads(self.successResultOf(page.content()))
+        stats = snapshot["endpoints"]["GET /item/{id}"]["http://shadow.test/v2/item/{id}"]
+        self.assertEqual(stats["outcomes"]["ok"], 1)
+        self.assertEqual(stats["compare"]["mismatch"], 1)
