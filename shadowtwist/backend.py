@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from urllib.parse import quote, quote_plus
 
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import TimeoutError
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.web.client import PotentialDataLoss, ResponseDone
@@ -447,6 +447,17 @@ def read_capped(response: Any, limit: int) -> Deferred:
 
 def _timeout_failure(result: Any, timeout: float) -> Failure:
     return Failure(BackendTimeout(f"context deadline exceeded (after {timeout:g}s)"))
+
+
+def is_cancellation(failure: Failure) -> bool:
+    """
+    Whether a failed call was cancelled by us (Twisted may wrap the C{CancelledError} in
+    C{ResponseNeverReceived}).
+    """
+    if failure.check(CancelledError):
+        return True
+    reasons = getattr(failure.value, "reasons", None) or ()
+    return any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons)
 
 
 def describe_failure(failure: Failure) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from shadowtwist.compare import validate_pointer_pattern
 from shadowtwist.durations import parse_duration
+from shadowtwist.manipulate import validate_flatmap
 from shadowtwist.sampling import parse_sticky_key
 
 DEFAULT_TIMEOUT = 2.0
@@ -184,6 +185,21 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class StaticResponse:
+    """
+    KrakenD's C{proxy.static}: data merged over the response when the strategy matches.
+
+    @ivar strategy: C{always}, C{success}, C{complete}, C{errored} or C{incomplete}.
+    """
+
+    strategy: str
+    data: Mapping[str, Any]
+
+
+STATIC_STRATEGIES = ("always", "success", "complete", "errored", "incomplete")
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     """
     One endpoint object: one path template and one method.
@@ -201,6 +217,9 @@ class EndpointConfig:
     input_headers: tuple = ()
     input_query_strings: tuple = ()
     params: tuple = ()
+    sequential: bool = False
+    static: Optional[StaticResponse] = None
+    flatmap: Optional[tuple] = None
     extra_config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -653,6 +672,11 @@ def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
     extra = _normalize_namespaces(reader.value(raw, "extra_config", path, dict, {}))
     _note_namespaces(extra, _join(path, "extra_config"), namespaces_used)
     params = endpoint_params(template, defaults["disable_rest"])
+    proxy = extra.get("proxy") if isinstance(extra.get("proxy"), dict) else {}
+    proxy_path = _join(path, "extra_config.proxy")
+    sequential = reader.value(proxy, "sequential", proxy_path, bool, False)
+    static = _read_static(reader, proxy.get("static"), _join(proxy_path, "static"))
+    flatmap = _read_flatmap(reader, proxy, proxy_path)
     raw_backends = reader.value(raw, "backend", path, list, [])
     if not raw_backends:
         reader.problem(_join(path, "backend"),
@@ -685,7 +709,7 @@ def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
         path=template, method=method, backends=tuple(backends), timeout=timeout, cache_ttl=cache_ttl,
         output_encoding=output_encoding, concurrent_calls=concurrent_calls,
         input_headers=tuple(input_headers), input_query_strings=tuple(input_query_strings),
-        params=tuple(params), extra_config=extra)
+        params=tuple(params), sequential=sequential, static=static, flatmap=flatmap, extra_config=extra)
 
 
 def _read_backend(reader: _Reader, raw: Mapping, path: str, index: int, endpoint_method: str,
@@ -720,10 +744,7 @@ def _read_backend(reader: _Reader, raw: Mapping, path: str, index: int, endpoint
     proxy = extra.get("proxy") if isinstance(extra.get("proxy"), dict) else {}
     shadow = proxy.get("shadow") is True  # KrakenD: only the JSON boolean true
     shadow_timeout = reader.duration(proxy, "shadow_timeout", _join(extra_path, "proxy"), None)
-    flatmap = proxy.get("flatmap_filter")
-    if flatmap is not None and not isinstance(flatmap, list):
-        reader.problem(_join(extra_path, "proxy.flatmap_filter"), "must be a list of operations")
-        flatmap = None
+    flatmap = _read_flatmap(reader, proxy, _join(extra_path, "proxy"))
     http_options = extra.get("backend/http") if isinstance(extra.get("backend/http"), dict) else {}
     http_path = _join(extra_path, "backend/http")
     shadow_options = _read_shadow_options(reader, extra.get("shadowgw/shadow"),
@@ -737,13 +758,41 @@ def _read_backend(reader: _Reader, raw: Mapping, path: str, index: int, endpoint
         target=reader.value(raw, "target", path, str, ""),
         allow=reader.string_list(raw, "allow", path) or (),
         deny=reader.string_list(raw, "deny", path) or (),
-        mapping=dict(mapping), flatmap=tuple(flatmap) if flatmap is not None else None,
+        mapping=dict(mapping), flatmap=flatmap,
         input_headers=reader.string_list(raw, "input_headers", path),
         input_query_strings=reader.string_list(raw, "input_query_strings", path),
         shadow=shadow, shadow_timeout=shadow_timeout, shadow_options=shadow_options,
         return_error_details=reader.value(http_options, "return_error_details", http_path, str, ""),
         return_error_code=reader.value(http_options, "return_error_code", http_path, bool, False),
         extra_config=extra)
+
+
+def _read_flatmap(reader: _Reader, proxy: Mapping, path: str) -> Optional[tuple]:
+    raw = proxy.get("flatmap_filter")
+    if raw is None:
+        return None
+    problems = validate_flatmap(raw)
+    for problem in problems:
+        reader.problem(_join(path, "flatmap_filter"), problem)
+    return None if problems else tuple(raw)
+
+
+def _read_static(reader: _Reader, raw: Any, path: str) -> Optional[StaticResponse]:
+    """
+    KrakenD ignores a static block whose data is not an object, and treats a missing or unknown
+    strategy as C{always}; we do the same, with a warning rather than silence.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+        reader.warnings.append(f"{path}: ignored, as KrakenD does: \"data\" must be an object")
+        return None
+    strategy = raw.get("strategy", "always")
+    if strategy not in STATIC_STRATEGIES:
+        reader.warnings.append(f"{path}.strategy: {strategy!r} is not one of {', '.join(STATIC_STRATEGIES)}; "
+                               "treated as \"always\", as KrakenD does")
+        strategy = "always"
+    return StaticResponse(strategy=strategy, data=dict(raw["data"]))
 
 
 def _check_placeholders(reader: _Reader, url_pattern: str, path: str, params: Sequence[str]) -> None:

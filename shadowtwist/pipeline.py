@@ -1,32 +1,36 @@
 # -*- test-case-name: tests.test_pipeline -*-
 """
-One endpoint's request path: shadows dispatched, primaries fanned out in parallel, combined with
-a L{DeferredList}, merged and rendered.
+One endpoint's request path: shadows dispatched, primaries called (in parallel under a
+L{DeferredList}, or one after another with C{proxy.sequential}), merged, post-processed
+(endpoint C{flatmap_filter}, C{proxy.static}) and rendered.
 
-Shadow calls are handed to the L{ShadowDispatcher} and never join the L{DeferredList}: the
-client's answer depends on the primaries alone.
+Shadow calls are handed to the L{ShadowDispatcher} and never join the primaries: the client's
+answer depends on the primaries alone.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from shadowtwist.backend import (
     BackendClient, BackendResponse, BackendTimeout, IncomingRequest, build_request, describe_failure,
+    is_cancellation,
 )
-from shadowtwist.config import EndpointConfig, RouterOptions
-from shadowtwist.merge import Merged, Part, merge_parts
+from shadowtwist.config import BackendConfig, EndpointConfig, RouterOptions
+from shadowtwist.manipulate import apply_flatmap, sequential_params
+from shadowtwist.merge import Merged, Part, apply_static, merge_parts
 from shadowtwist.metrics import GatewayMetrics
 from shadowtwist.responses import GatewayResponse, backend_part, client_response
 
 MERGE_DEADLINE_SHARE = 0.85
+CONCURRENT_DEADLINE_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class PrimaryOutcome:
 
     @ivar latency: seconds from the start of the request to the merged result.
     @ivar response: what the client was sent.
-    @ivar parts: each primary's part, in backend order.
-    @ivar answers: each primary's raw L{BackendResponse} (or C{None} if it failed), in backend order.
+    @ivar parts: each primary's part, in backend order (C{None} for one never called).
+    @ivar answers: each primary's raw L{BackendResponse} (or C{None}), in backend order.
     """
 
     latency: float
@@ -72,8 +76,13 @@ class EndpointPipeline:
         self._clock = clock
         self._choose = choose
         self._primaries = endpoint.primaries
-        share = 1.0 if len(self._primaries) == 1 else MERGE_DEADLINE_SHARE
+        several = len(self._primaries) > 1
+        share = MERGE_DEADLINE_SHARE if several else 1.0
+        if endpoint.concurrent_calls > 1:
+            share = min(share, CONCURRENT_DEADLINE_SHARE)
         self._deadline = endpoint.timeout * share
+        self._sequential = endpoint.sequential and several
+        self._flatmap = endpoint.flatmap if several else None  # KrakenD ignores it for one backend
         metrics = metrics or GatewayMetrics()
         self._requests = metrics.requests
         self._duration = metrics.request_duration.labels(endpoint.path)
@@ -92,28 +101,20 @@ class EndpointPipeline:
             cancels the primary calls (the client went away) but never the shadows.
         """
         started = self._clock()
-        watchers = [Deferred() for _ in self.endpoint.shadows]
-        written_watchers = [Deferred() for _ in self.endpoint.shadows]
-        if written is not None and written_watchers:
-            written.addBoth(lambda _: _tell(written_watchers, None))
-        for backend, primary_done, shadow_written in zip(self.endpoint.shadows, watchers, written_watchers):
-            try:
-                self._shadows.dispatch(self.endpoint, backend, incoming, primary_done,
-                                       shadow_written if written is not None else None)
-            except Exception:  # a shadow must never fail the primary
-                self._log.failure("dispatching shadow {backend} failed", backend=backend.label)
-        arrivals: list = []
-        answers: list = [None] * len(self._primaries)
-        calls = [self._call(index, backend, incoming, arrivals, answers)
-                 for index, backend in enumerate(self._primaries)]
+        watchers = self._dispatch_shadows(incoming, written)
+        call = _RequestState(len(self._primaries))
+        if self._sequential:
+            d = self._call_in_sequence(incoming, call)
+        else:
+            d = DeferredList([self._call(index, backend, incoming, call)
+                              for index, backend in enumerate(self._primaries)], consumeErrors=True)
 
         def combine(_: Any) -> GatewayResponse:
-            merged = merge_parts([part for _, part in arrivals])
+            merged = self._post_process(merge_parts([part for _, part in call.arrivals]))
             response = client_response(self.endpoint, self._router, merged, accept)
-            parts = tuple(part for _, part in sorted(arrivals, key=lambda pair: pair[0]))
             latency = self._clock() - started
             self._count(response.status, latency)
-            _tell(watchers, PrimaryOutcome(latency, response, parts, tuple(answers)))
+            _tell(watchers, PrimaryOutcome(latency, response, tuple(call.parts), tuple(call.answers)))
             return response
 
         def broken(failure: Failure) -> GatewayResponse:
@@ -122,47 +123,158 @@ class EndpointPipeline:
             _tell(watchers, PrimaryOutcome(self._clock() - started, response, (), ()))
             return response
 
-        d = DeferredList(calls, consumeErrors=True)
         d.addCallback(combine)
         d.addErrback(broken)
         return d
+
+    def _dispatch_shadows(self, incoming: IncomingRequest, written: Optional[Deferred]) -> list:
+        shadows = self.endpoint.shadows
+        watchers = [Deferred() for _ in shadows]
+        written_watchers = [Deferred() for _ in shadows]
+        if written is not None and shadows:
+            written.addBoth(lambda _: _tell(written_watchers, None))
+        for backend, primary_done, shadow_written in zip(shadows, watchers, written_watchers):
+            try:
+                self._shadows.dispatch(self.endpoint, backend, incoming, primary_done,
+                                       shadow_written if written is not None else None)
+            except Exception:  # a shadow must never fail the primary
+                self._log.failure("dispatching shadow {backend} failed", backend=backend.label)
+        return watchers
+
+    def _post_process(self, merged: Merged) -> Merged:
+        """
+        After the merge, in KrakenD's order: endpoint flatmap_filter, then the static stub.
+        """
+        if self._flatmap and merged.data is not None:
+            merged = replace(merged, data=apply_flatmap(merged.data, self._flatmap))
+        static = self.endpoint.static
+        if static is not None:
+            merged = apply_static(merged, static.strategy, static.data)
+        return merged
 
     def _count(self, status: int, latency: float) -> None:
         self._requests.labels(self.endpoint.path, self.endpoint.method, str(status)).inc()
         self._duration.observe(latency)
 
-    def _call(self, index: int, backend: Any, incoming: IncomingRequest, arrivals: list,
-              answers: list) -> Deferred:
-        outgoing = build_request(self.endpoint, backend, incoming, self._choose)
-        d = self._client.send(outgoing, self._deadline)
+    def _call_in_sequence(self, incoming: IncomingRequest, call: "_RequestState") -> Deferred:
+        """
+        C{proxy.sequential}: one backend after another under one deadline; a later backend's
+        C{{respN_field}} placeholders take values from earlier formatted answers. The chain
+        stops at the first failure.
+        """
+        deadline = self._clock() + self._deadline
 
-        counters = self._backend_calls[index]
+        def step(index: int) -> Deferred:
+            if index == len(self._primaries):
+                return succeed(None)
+            backend = self._primaries[index]
+            params = dict(incoming.params)
+            params.update(sequential_params(backend.url_pattern, [p.data if p else None for p in call.parts]))
+            remaining = max(deadline - self._clock(), 0.0)
+            d = self._call(index, backend, replace(incoming, params=params), call, remaining)
 
-        def answered(response: BackendResponse) -> Part:
-            answers[index] = response
-            part = backend_part(backend, response.status, response.headers, response.body, response.url)
-            counters["ok" if part.error is None else "error"].inc()
-            return part
+            def next_step(part: Part) -> Any:
+                if part.error is not None or part.data is None or not part.complete:
+                    return None
+                return step(index + 1)
 
-        def failed(failure: Failure) -> Part:
-            counters["timeout" if failure.check(BackendTimeout) else "error"].inc()
-            reason = describe_failure(failure)
-            self._log.warn("backend {backend} of {endpoint} failed: {reason}",
-                           backend=backend.label, endpoint=self.endpoint.name, reason=reason)
-            return Part(data=None, error=reason)
+            return d.addCallback(next_step)
 
-        def arrived(part: Part) -> Part:
-            arrivals.append((index, part))
+        return step(0)
+
+    def _call(self, index: int, backend: BackendConfig, incoming: IncomingRequest,
+              call: "_RequestState", deadline: Optional[float] = None) -> Deferred:
+        """
+        Call one primary (C{concurrent_calls} copies of it) and record its part.
+
+        @return: a Deferred firing with the L{Part} (never failing).
+        """
+        deadline = self._deadline if deadline is None else deadline
+        copies = [self._send_one(index, backend, incoming, deadline)
+                  for _ in range(self.endpoint.concurrent_calls)]
+        d = copies[0] if len(copies) == 1 else _first_complete(copies)
+
+        def arrived(result: tuple) -> Part:
+            response, part = result
+            call.arrive(index, response, part)
             return part
 
         def broken(failure: Failure) -> Part:
             self._log.failure("processing the answer of {backend} failed", failure, backend=backend.label)
-            return Part(data=None, error="internal error")
+            part = Part(data=None, error="internal error")
+            call.arrive(index, None, part)
+            return part
 
-        d.addCallbacks(answered, failed)
-        d.addErrback(broken)
-        d.addCallback(arrived)
-        return d
+        return d.addCallback(arrived).addErrback(broken)
+
+    def _send_one(self, index: int, backend: BackendConfig, incoming: IncomingRequest,
+                  deadline: float) -> Deferred:
+        """
+        One call to one backend: a Deferred of (L{BackendResponse} or C{None}, L{Part}).
+        """
+        outgoing = build_request(self.endpoint, backend, incoming, self._choose)
+        counters = self._backend_calls[index]
+
+        def answered(response: BackendResponse) -> tuple:
+            part = backend_part(backend, response.status, response.headers, response.body, response.url)
+            counters["ok" if part.error is None else "error"].inc()
+            return response, part
+
+        def failed(failure: Failure) -> tuple:
+            if is_cancellation(failure):  # another copy won, or the client went away
+                return None, Part(data=None, error="context canceled")
+            counters["timeout" if failure.check(BackendTimeout) else "error"].inc()
+            reason = describe_failure(failure)
+            self._log.warn("backend {backend} of {endpoint} failed: {reason}",
+                           backend=backend.label, endpoint=self.endpoint.name, reason=reason)
+            return None, Part(data=None, error=reason)
+
+        return self._client.send(outgoing, deadline).addCallbacks(answered, failed)
+
+
+class _RequestState:
+    """
+    What the primaries of one request produced, as it arrives.
+
+    @ivar arrivals: (backend index, part) in arrival order, which is KrakenD's merge order.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.arrivals: list = []
+        self.parts: list = [None] * count
+        self.answers: list = [None] * count
+
+    def arrive(self, index: int, response: Optional[BackendResponse], part: Part) -> None:
+        self.arrivals.append((index, part))
+        self.parts[index] = part
+        self.answers[index] = response
+
+
+def _first_complete(copies: Sequence[Deferred]) -> Deferred:
+    """
+    C{concurrent_calls}: the first complete answer wins and the other copies are cancelled;
+    when none is complete, the last result is used.
+
+    @param copies: Deferreds of (response, part) that never fail.
+    """
+    winner: Deferred = Deferred(lambda _: [c.cancel() for c in copies])
+    left = [len(copies)]
+
+    def settled(result: tuple) -> None:
+        left[0] -= 1
+        if winner.called:
+            return
+        part = result[1]
+        if part.error is None and part.data is not None and part.complete:
+            winner.callback(result)
+            for copy in copies:
+                copy.cancel()
+        elif left[0] == 0:
+            winner.callback(result)
+
+    for copy in copies:
+        copy.addCallback(settled)
+    return winner
 
 
 def _tell(watchers: Sequence[Deferred], outcome: Optional[PrimaryOutcome]) -> None:

@@ -103,7 +103,8 @@ def _failed_status(backend: BackendConfig, status: int, headers: Mapping[str, Se
             details["http_body_encoding"] = content_type
         return Part(data={f"error_{backend.return_error_details}": details}, complete=False)
     if backend.return_error_code:
-        return Part(data=None, error=message, status=status)
+        return Part(data=None, error=message, status=status, error_body=body,
+                    error_content_type=_first(headers, "Content-Type"))
     return Part(data=None, error=message)
 
 
@@ -126,7 +127,11 @@ def client_response(endpoint: EndpointConfig, router: RouterOptions, merged: Mer
         status = merged.status or 500
         headers = [krakend, ("X-Krakend-Completed", "false")]
         body = b""
-        if router.return_error_msg and merged.errors:
+        if router.return_error_msg and merged.status is not None:
+            body = merged.error_body or b""
+            if merged.error_content_type:
+                headers.append(("Content-Type", merged.error_content_type))
+        elif router.return_error_msg and merged.errors:
             body = "\n".join(merged.errors).encode("utf-8")
             headers.append(("Content-Type", "text/plain; charset=utf-8"))
         return GatewayResponse(status, tuple(headers), body)

@@ -431,7 +431,7 @@ def _primary_succeeded(shadow: ShadowBackend, outcome: Any) -> bool:
     against = shadow.options.compare.against
     if against is not None and against < len(outcome.parts):
         part = outcome.parts[against]
-        return part.error is None and part.data is not None
+        return part is not None and part.error is None and part.data is not None
     return 200 <= outcome.response.status < 300
 
 
