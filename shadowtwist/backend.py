@@ -24,7 +24,11 @@ from twisted.internet.error import TimeoutError
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.web.client import PotentialDataLoss, ResponseDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+from twisted.web import http
+from twisted.web.client import (
+    Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, RedirectAgent, _HTTP11ClientFactory, _urljoin,
+    readBody,
+)
 from twisted.web.http_headers import Headers
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
@@ -317,6 +321,33 @@ def make_pool(reactor: Any, options: ClientOptions, retry: bool = True) -> HTTPC
     return pool
 
 
+class GoRedirectAgent(RedirectAgent):
+    """
+    Follows backend redirects the way Go's C{http.Client} does for KrakenD: at most 10, 301, 302
+    and 303 re-sent as GET without the body, 307 and 308 keeping the method (only without a
+    body: the body is not replayed, so such a redirect fails the call), and a C{Referer}
+    naming the previous URL.
+    """
+
+    _redirectResponses = [http.TEMPORARY_REDIRECT, http.PERMANENT_REDIRECT]
+    _seeOtherResponses = [http.MOVED_PERMANENTLY, http.FOUND, http.SEE_OTHER]
+
+    def __init__(self, agent: Any) -> None:
+        super().__init__(agent, redirectLimit=10)
+
+    def _handleRedirect(self, response: Any, method: bytes, uri: bytes, headers: Any,
+                        redirectCount: int) -> Any:
+        headers = headers.copy() if headers is not None else Headers()
+        if not (uri.startswith(b"https:") and not _location(response, uri).startswith(b"https:")):
+            headers.setRawHeaders(b"referer", [uri])
+        return super()._handleRedirect(response, method, uri, headers, redirectCount)
+
+
+def _location(response: Any, uri: bytes) -> bytes:
+    found = response.headers.getRawHeaders(b"location", [b""])[0]
+    return _urljoin(uri, found) if found else b""
+
+
 class _QuietClientFactory(_HTTP11ClientFactory):
     """
     The pool's connection factory without its "Starting factory" log line per new connection.
@@ -349,7 +380,8 @@ class BackendClient:
             tls = _InsecurePolicy() if options.allow_insecure_connections else BrowserLikePolicyForHTTPS()
             agent = Agent(reactor, contextFactory=tls, pool=self.pool,
                           connectTimeout=options.dialer_timeout or None)
-        self._http = HTTPClient(agent, cookiejar=_NoCookies(), data_to_body_producer=_as_producer)
+        self._http = HTTPClient(GoRedirectAgent(agent), cookiejar=_NoCookies(),
+                                data_to_body_producer=_as_producer)
 
     def send(self, outgoing: OutgoingRequest, timeout: float, max_body: Optional[int] = None) -> Deferred:
         """
@@ -361,15 +393,7 @@ class BackendClient:
             at the deadline, or with the connection error. Cancelling it aborts the exchange.
         """
         started = self._clock()
-        headers = Headers()
-        for name, value in outgoing.headers:
-            headers.addRawHeader(name, value)
-        body = outgoing.body
-        # An empty body still gets a producer so that every method with a body sends
-        # Content-Length: 0, as Go does (Twisted alone only does it for POST and PUT).
-        data = BytesProducer(body) if body is not None else None
-        d = self._http.request(outgoing.method, outgoing.url, headers=headers,
-                               data=data, browser_like_redirects=True, unbuffered=True)
+        d = self._request(outgoing)
 
         def read(response: Any) -> Deferred:
             body = readBody(response.original) if max_body is None else read_capped(response.original, max_body)
@@ -386,6 +410,34 @@ class BackendClient:
         d.addCallback(read)
         d.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_failure)
         return d
+
+    def _request(self, outgoing: OutgoingRequest) -> Deferred:
+        headers = Headers()
+        for name, value in outgoing.headers:
+            headers.addRawHeader(name, value)
+        # An empty body still gets a producer so that every method with a body sends
+        # Content-Length: 0, as Go does (Twisted alone only does it for POST and PUT).
+        data = BytesProducer(outgoing.body) if outgoing.body is not None else None
+        return self._http.request(outgoing.method, outgoing.url, headers=headers,
+                                  data=data, allow_redirects=False, unbuffered=True)
+
+    def open(self, outgoing: OutgoingRequest, timeout: float) -> Deferred:
+        """
+        Send a request and stop at the response headers, for streaming the body on.
+
+        @param timeout: the deadline for the headers; the caller bounds the body itself.
+        @return: a Deferred firing with the Twisted C{IResponse} (its body not yet read).
+        """
+        d = self._request(outgoing)
+        d.addCallback(lambda response: response.original)
+        d.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_failure)
+        return d
+
+    def call_later(self, seconds: float, function: Callable[[], Any]) -> Any:
+        """
+        Schedule C{function} on the client's reactor (for deadlines on streamed bodies).
+        """
+        return self._reactor.callLater(seconds, function)
 
     def close(self) -> Deferred:
         """

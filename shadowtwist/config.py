@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from shadowtwist.compare import validate_pointer_pattern
@@ -691,10 +691,13 @@ def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
                                 defaults, namespaces_used)
         if backend is not None:
             backends.append(backend)
-    if output_encoding == "no-op" and len(raw_backends) > 1:
-        reader.problem(_join(path, "output_encoding"),
-                       "can not use NoOp encoding with more than one backends connected to the same "
-                       "endpoint (shadow backends count too)")
+    if output_encoding == "no-op":
+        # KrakenD counts shadows too; shadowtwist lets a no-op endpoint have shadows (README).
+        if sum(not b.shadow for b in backends) > 1:
+            reader.problem(_join(path, "output_encoding"),
+                           "can not use NoOp encoding with more than one backends connected to the "
+                           "same endpoint (shadow backends may be added)")
+        backends = [replace(b, encoding="no-op") for b in backends]
     if backends and all(b.shadow for b in backends):
         reader.problem(_join(path, "backend"),
                        "all backends are shadow backends: an endpoint needs at least one primary backend")

@@ -101,7 +101,7 @@ class EndpointPipeline:
             cancels the primary calls (the client went away) but never the shadows.
         """
         started = self._clock()
-        watchers = self._dispatch_shadows(incoming, written)
+        watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
         call = _RequestState(len(self._primaries))
         if self._sequential:
             d = self._call_in_sequence(incoming, call)
@@ -114,32 +114,18 @@ class EndpointPipeline:
             response = client_response(self.endpoint, self._router, merged, accept)
             latency = self._clock() - started
             self._count(response.status, latency)
-            _tell(watchers, PrimaryOutcome(latency, response, tuple(call.parts), tuple(call.answers)))
+            tell(watchers, PrimaryOutcome(latency, response, tuple(call.parts), tuple(call.answers)))
             return response
 
         def broken(failure: Failure) -> GatewayResponse:
             self._log.failure("endpoint {endpoint} failed", failure, endpoint=self.endpoint.name)
             response = client_response(self.endpoint, self._router, Merged(None, False, ("internal error",)))
-            _tell(watchers, PrimaryOutcome(self._clock() - started, response, (), ()))
+            tell(watchers, PrimaryOutcome(self._clock() - started, response, (), ()))
             return response
 
         d.addCallback(combine)
         d.addErrback(broken)
         return d
-
-    def _dispatch_shadows(self, incoming: IncomingRequest, written: Optional[Deferred]) -> list:
-        shadows = self.endpoint.shadows
-        watchers = [Deferred() for _ in shadows]
-        written_watchers = [Deferred() for _ in shadows]
-        if written is not None and shadows:
-            written.addBoth(lambda _: _tell(written_watchers, None))
-        for backend, primary_done, shadow_written in zip(shadows, watchers, written_watchers):
-            try:
-                self._shadows.dispatch(self.endpoint, backend, incoming, primary_done,
-                                       shadow_written if written is not None else None)
-            except Exception:  # a shadow must never fail the primary
-                self._log.failure("dispatching shadow {backend} failed", backend=backend.label)
-        return watchers
 
     def _post_process(self, merged: Merged) -> Merged:
         """
@@ -277,7 +263,31 @@ def _first_complete(copies: Sequence[Deferred]) -> Deferred:
     return winner
 
 
-def _tell(watchers: Sequence[Deferred], outcome: Optional[PrimaryOutcome]) -> None:
+def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingRequest,
+                     written: Optional[Deferred], log: Logger) -> list:
+    """
+    Hand one request to every shadow backend of an endpoint.
+
+    @param written: fires once the client's response is written (passed on to each shadow).
+    @return: one Deferred per shadow, to fire with the L{PrimaryOutcome} via L{tell}.
+    """
+    watchers = [Deferred() for _ in endpoint.shadows]
+    written_watchers = [Deferred() for _ in endpoint.shadows]
+    if written is not None and watchers:
+        written.addBoth(lambda _: tell(written_watchers, None))
+    for backend, primary_done, shadow_written in zip(endpoint.shadows, watchers, written_watchers):
+        try:
+            shadows.dispatch(endpoint, backend, incoming, primary_done,
+                             shadow_written if written is not None else None)
+        except Exception:  # a shadow must never fail the primary
+            log.failure("dispatching shadow {backend} failed", backend=backend.label)
+    return watchers
+
+
+def tell(watchers: Sequence[Deferred], outcome: Optional[PrimaryOutcome]) -> None:
+    """
+    Fire every watcher (once) with the primary's outcome.
+    """
     for watcher in watchers:
         if not watcher.called:
             watcher.callback(outcome)

@@ -24,7 +24,7 @@ from twisted.web.resource import Resource
 from shadowtwist import encoding
 from shadowtwist.backend import IncomingRequest
 from shadowtwist.config import RouterOptions, ServiceConfig
-from shadowtwist.responses import GatewayResponse, router_error
+from shadowtwist.responses import GatewayResponse, router_error, version_header
 
 _log = Logger(namespace="shadowtwist.routing")
 _ENCODED = re.compile(r"%[0-9a-fA-F]{2}|[?#]")
@@ -61,9 +61,10 @@ class RouteNode(Resource):
     @ivar param_child: the node for a C{{param}} segment below this one, if any.
     """
 
-    def __init__(self, router: RouterOptions) -> None:
+    def __init__(self, router: RouterOptions, root: Optional["RouteNode"] = None) -> None:
         super().__init__()
         self._router = router
+        self._root = root or self
         self.handlers: dict = {}
         self.param_child: Optional[RouteNode] = None
 
@@ -73,12 +74,43 @@ class RouteNode(Resource):
         """
         if _PARAM_SEGMENT.match(segment):
             if self.param_child is None:
-                self.param_child = RouteNode(self._router)
+                self.param_child = RouteNode(self._router, self._root)
             return self.param_child
         key = segment.encode("utf-8")
         if key not in self.children:
-            self.putChild(key, RouteNode(self._router))
+            self.putChild(key, RouteNode(self._router, self._root))
         return self.children[key]
+
+    def fixed_path(self, path: str) -> Optional[str]:
+        """
+        gin's C{RedirectFixedPath}: the route a cleaned, case-insensitive C{path} would match.
+
+        @param path: the request path (decoded).
+        @return: the path to redirect to, or C{None} when nothing matches.
+        """
+        node: Optional[RouteNode] = self
+        fixed = []
+        for segment in clean_path(path).split("/")[1:]:
+            match = None
+            for key, child in node.children.items():
+                if isinstance(child, RouteNode) and key.decode("utf-8", "replace").lower() == segment.lower():
+                    match, segment = child, key.decode("utf-8", "replace")
+                    break
+            if match is None and segment:
+                match = node.param_child
+            if match is None:
+                return None
+            node = match
+            fixed.append(segment)
+        if not node.handlers:
+            return None
+        return "/" + "/".join(fixed)
+
+    def not_found(self) -> Resource:
+        """
+        The answer for a path with no route: a fixed-path redirect or KrakenD's 404.
+        """
+        return _NotFound(self._root, self._router)
 
     def getChild(self, name: bytes, request: server.Request) -> Resource:
         """
@@ -87,10 +119,10 @@ class RouteNode(Resource):
         if name == b"" and self.handlers and not self._router.disable_redirect_trailing_slash:
             return _Redirect(request.path.rstrip(b"/") or b"/")
         if self.param_child is None or name == b"":
-            return _Fixed(router_error(404, self._router))
+            return self.not_found()
         value = name.decode("utf-8", "replace")  # twisted.web has already unquoted segments
         if "/" in value:
-            return _Fixed(router_error(404, self._router))
+            return self.not_found()
         if _ENCODED.search(value) and not self._router.disable_path_decoding:
             return _Fixed(GatewayResponse(400, (("Content-Type", "text/plain; charset=utf-8"),),
                                           b"error: encoded url params"))
@@ -106,12 +138,17 @@ class RouteNode(Resource):
         if handler is not None:
             return handler(request)
         if not self.handlers:
-            if b"" in self.children and self.children[b""].handlers \
+            child = self.children.get(b"")
+            if isinstance(child, RouteNode) and child.handlers \
                     and not self._router.disable_redirect_trailing_slash:
                 return _Redirect(request.path + b"/").render(request)
-            return _respond_now(request, router_error(404, self._router))
+            return self.not_found().render(request)
+        if method == "OPTIONS" and self._router.auto_options:
+            allow = ", ".join(sorted(self.handlers))
+            return _respond_now(request, GatewayResponse(200, (
+                ("Allow", allow), ("X-Krakend", version_header(self._router))), b""))
         if self._router.disable_handle_method_not_allowed:
-            return _respond_now(request, router_error(404, self._router))
+            return self.not_found().render(request)
         return _respond_now(request, router_error(405, self._router, list(self.handlers)))
 
 
@@ -120,6 +157,46 @@ def _params(request: server.Request) -> list:
     if params is None:
         params = request.shadowtwist_params = []
     return params
+
+
+def clean_path(path: str) -> str:
+    """
+    Go's C{path.Clean} for a request path: no empty, C{.} or C{..} segments.
+    """
+    parts: list = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(segment)
+    cleaned = "/" + "/".join(parts)
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+class _NotFound(Resource):
+    """
+    A path with no route: redirect to the fixed path when one matches, else KrakenD's 404.
+    """
+
+    isLeaf = True
+
+    def __init__(self, root: RouteNode, router: RouterOptions) -> None:
+        super().__init__()
+        self._root = root
+        self._router = router
+
+    def render(self, request: server.Request) -> bytes:
+        if not self._router.disable_redirect_fixed_path:
+            path = request.path.decode("utf-8", "replace")
+            fixed = self._root.fixed_path(path)
+            if fixed is not None and fixed != path:
+                return _Redirect(fixed.encode("utf-8")).render(request)
+        return _respond_now(request, router_error(404, self._router))
 
 
 class _Fixed(Resource):
@@ -194,8 +271,11 @@ def pipeline_handler(pipeline: Any) -> Handler:
 
     def handle(request: server.Request) -> bytes:
         request.defaultContentType = None
-        accept = request.getHeader(b"accept")
         written: Deferred = Deferred()
+        if getattr(pipeline, "streams", False):
+            pipeline.stream(incoming_request(request, params), request, written)
+            return server.NOT_DONE_YET
+        accept = request.getHeader(b"accept")
         d = pipeline.handle(incoming_request(request, params),
                             accept.decode("latin-1") if accept is not None else None, written)
         gone: list = []
@@ -223,6 +303,54 @@ def pipeline_handler(pipeline: Any) -> Handler:
         return server.NOT_DONE_YET
 
     return handle
+
+
+class _Introspection(Resource):
+    """
+    C{/__debug/*} and C{/__echo/*}: any method, no X-Krakend headers; C{/__debug} and
+    C{/__echo} without the slash redirect to it (KrakenD section 8.2 and 8.3).
+    """
+
+    isLeaf = True
+
+    def __init__(self, answer: Callable[[server.Request, bytes], dict]) -> None:
+        super().__init__()
+        self._answer = answer
+
+    def render(self, request: server.Request) -> bytes:
+        if not request.postpath:
+            return _Redirect(request.path + b"/").render(request)
+        request.content.seek(0)
+        body = encoding.dumps(self._answer(request, request.content.read()))
+        return _respond_now(request, GatewayResponse(
+            200, (("Content-Type", "application/json; charset=utf-8"),), body))
+
+
+def _debug_answer(request: server.Request, body: bytes) -> dict:
+    _log.debug("debug endpoint: {method} {uri} headers={headers} body={body!r}",
+               method=request.method.decode("latin-1"), uri=request.uri.decode("latin-1"),
+               headers=dict(request.requestHeaders.getAllRawHeaders()), body=body)
+    return {"message": "pong"}
+
+
+def _echo_answer(request: server.Request, body: bytes) -> dict:
+    uri = request.uri.decode("latin-1")
+    path, _, query = uri.partition("?")
+    query, _, fragment = query.partition("#")
+    querystring: dict = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        querystring.setdefault(name, []).append(value)
+    headers = {k.decode("latin-1"): [v.decode("latin-1") for v in vs]
+               for k, vs in request.requestHeaders.getAllRawHeaders()}
+    return {
+        "req_uri": uri,
+        "req_uri_details": {"user": "", "host": "", "path": request.path.decode("utf-8", "replace"),
+                            "query": query, "fragment": fragment},
+        "req_method": request.method.decode("latin-1"),
+        "req_querystring": querystring,
+        "req_body": body.decode("utf-8", "replace"),
+        "req_headers": headers,
+    }
 
 
 def health_handler(started: datetime) -> Handler:
@@ -257,6 +385,10 @@ def build_tree(config: ServiceConfig, pipelines: Sequence[Any]) -> RouteNode:
     for pipeline in pipelines:
         endpoint = pipeline.endpoint
         _node_for(root, endpoint.path).handlers[endpoint.method] = pipeline_handler(pipeline)
+    if config.debug_endpoint:
+        root.putChild(b"__debug", _Introspection(_debug_answer))
+    if config.echo_endpoint:
+        root.putChild(b"__echo", _Introspection(_echo_answer))
     if not config.router.disable_health:
         started = datetime.now(timezone.utc)
         _node_for(root, config.router.health_path).handlers["GET"] = health_handler(started)

@@ -466,6 +466,8 @@ def _answer_view(backend: BackendConfig, response: BackendResponse) -> ResponseV
     """
     A backend answer as compared: decoded and shaped by the backend's own manipulation.
     """
+    if backend.encoding == "no-op":  # compared as raw bytes
+        return ResponseView(status=response.status, headers=response.headers, body=None, raw=response.body)
     part = backend_part(backend, response.status, response.headers, response.body, response.url)
     return ResponseView(status=response.status, headers=response.headers,
                         body=part.data if part.error is None else None, raw=response.body)

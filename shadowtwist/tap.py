@@ -23,6 +23,7 @@ from shadowtwist.admin import admin_site
 from shadowtwist.backend import BackendClient, make_pool
 from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
 from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.passthrough import PassthroughPipeline
 from shadowtwist.pipeline import EndpointPipeline
 from shadowtwist.routing import build_tree
 from shadowtwist.shadow import ShadowDispatcher
@@ -108,15 +109,20 @@ class GatewayService(MultiService):
         self.metrics = GatewayMetrics()
         self.shadows = ShadowDispatcher(self.shadow_client, reactor, self.metrics, clock=clock,
                                         max_in_flight=config.shadowgw.max_shadow_in_flight, rng=rng)
-        pipelines = [EndpointPipeline(endpoint, config.router, self.primary_client, self.shadows,
-                                      clock=clock, metrics=self.metrics)
-                     for endpoint in config.endpoints]
+        pipelines = [self._pipeline(endpoint, clock) for endpoint in config.endpoints]
         for endpoint in config.endpoints:
             for backend in endpoint.shadows:
                 self.shadows.shadow_for(endpoint, backend)
         self.site = Site(build_tree(config, pipelines), reactor=reactor)
         self.site.displayTracebacks = False
         self.admin_site = admin_site(self.metrics, self.shadows.registry, self.shadows.now, reactor)
+
+    def _pipeline(self, endpoint: Any, clock: Callable[[], float]) -> Any:
+        if endpoint.output_encoding == "no-op":
+            return PassthroughPipeline(endpoint, self.config.router, self.primary_client, self.shadows,
+                                       clock=clock, metrics=self.metrics)
+        return EndpointPipeline(endpoint, self.config.router, self.primary_client, self.shadows,
+                                clock=clock, metrics=self.metrics)
 
     def startService(self) -> None:
         """

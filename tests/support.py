@@ -37,8 +37,9 @@ class FakeBackends(Resource):
     """
     Every backend of a test in one resource, keyed by path.
 
-    A route is a callable taking the L{Seen} request and returning (status, headers, body), or
-    C{None} to never answer (a black hole), or a string "json" document shorthand via L{reply}.
+    A route answers with a (status, headers, body) tuple (a header value may be a list of
+    values), a dict or list (JSON, 200), C{None} (never answers: a black hole), or a callable
+    taking the L{Seen} request and returning one of those.
 
     @ivar seen: every request received, in order.
     @ivar pending: requests left unanswered, to finish later with L{answer_pending}.
@@ -73,7 +74,8 @@ class FakeBackends(Resource):
         status, headers, body = answer
         request.setResponseCode(status)
         for name, value in headers.items():
-            request.setHeader(name.encode(), value.encode())
+            for one in value if isinstance(value, list) else [value]:
+                request.responseHeaders.addRawHeader(name.encode(), one.encode())
         return body
 
     def at(self, path: str) -> list:

@@ -166,12 +166,16 @@ class ValidationTests(SynchronousTestCase):
 
     def test_noop_with_several_backends(self):
         """
-        no-op with more than one backend is refused, shadows included.
+        no-op with more than one primary backend is refused; a shadow may be added (unlike
+        KrakenD), and every backend of a no-op endpoint uses no-op encoding.
         """
         document = minimal()
         endpoint = document["endpoints"][0]
         endpoint["output_encoding"] = "no-op"
         endpoint["backend"].append({"host": ["h"], "url_pattern": "/", "extra_config": {"proxy": {"shadow": True}}})
+        config = parse_config(document)
+        self.assertEqual([b.encoding for b in config.endpoints[0].backends], ["no-op", "no-op"])
+        endpoint["backend"].append({"host": ["h"], "url_pattern": "/"})
         self.assertIn("can not use NoOp encoding with more than one backends", problems_of(document)[0])
 
     def test_duplicate_route_and_param_conflict(self):
