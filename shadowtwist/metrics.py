@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DELTA_BUCKETS = (-2.5, -1, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, -0.001,
@@ -21,6 +24,26 @@ SHADOW_OUTCOMES = ("ok", "error", "timeout", "dropped", "skipped_sampling", "ski
                    "skipped_body", "skipped_primary", "paused")
 COMPARE_RESULTS = ("match", "mismatch", "noise", "skipped")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess(directory: str) -> None:
+    """
+    Share metrics between worker processes (C{--workers}): every process writes its values to
+    files in C{directory}, and L{GatewayMetrics.exposition} adds them all up. Must be called in
+    each process before any L{GatewayMetrics} is created.
+    """
+    os.environ[MULTIPROCESS_ENV] = directory
+    values.ValueClass = values.MultiProcessValue()
+
+
+def multiprocess_directory() -> Optional[str]:
+    """
+    The shared metrics directory when multiprocess mode is on, else C{None}.
+    """
+    return os.environ.get(MULTIPROCESS_ENV) if getattr(values.ValueClass, "_multiprocess", False) else None
 
 
 class GatewayMetrics:
@@ -51,10 +74,15 @@ class GatewayMetrics:
                                       "Shadow answers compared with the primary's, by result.",
                                       ["endpoint", "backend", "result"], registry=r)
         self.shadow_in_flight = Gauge("shadowgw_shadow_in_flight", "Shadow calls in flight.",
-                                      ["backend"], registry=r)
+                                      ["backend"], registry=r, multiprocess_mode="livesum")
+        self._shared = multiprocess_directory()
 
     def exposition(self) -> bytes:
         """
-        The metrics in Prometheus text format.
+        The metrics in Prometheus text format (summed over all workers in multiprocess mode).
         """
+        if self._shared:
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined, self._shared)
+            return generate_latest(combined)
         return generate_latest(self.registry)

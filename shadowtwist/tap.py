@@ -22,11 +22,12 @@ from twisted.web.server import Site
 from shadowtwist.admin import admin_site
 from shadowtwist.backend import BackendClient, make_pool
 from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
-from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.metrics import GatewayMetrics, enable_multiprocess
 from shadowtwist.passthrough import PassthroughPipeline
 from shadowtwist.pipeline import EndpointPipeline
 from shadowtwist.routing import build_tree
 from shadowtwist.shadow import ShadowDispatcher
+from shadowtwist.workers import WorkerPool, new_metrics_directory
 
 _log = Logger(namespace="shadowtwist.tap")
 
@@ -44,6 +45,8 @@ class Options(usage.Options):
         ["config", "c", "etc/krakend.json", "The KrakenD configuration file (JSON or YAML)."],
         ["admin", None, None, "Endpoint description for the admin listener (/metrics, /__shadow), "
                               "e.g. tcp:9091:interface=127.0.0.1."],
+        ["workers", "w", "1", "Processes sharing the listening sockets, each with its own event loop "
+                              "(tcp listeners only).", int],
     ]
     optFlags = [
         ["demo", None, "Also run the demo v1 and v2 backends (127.0.0.1:8001 and :8002)."],
@@ -72,6 +75,10 @@ class Options(usage.Options):
                 f"{self['config']}: {len(e.problems)} problem(s), refusing to start:\n  {lines}")
         if not self["listen"]:
             self["listen"] = [default_listen(self["gateway"])]
+        if self["workers"] < 1:
+            raise usage.UsageError("--workers must be at least 1")
+        if self["workers"] > 1 and not all(d.startswith("tcp:") for d in self["listen"]):
+            raise usage.UsageError("--workers needs tcp: listeners (the workers share their sockets)")
 
 
 def default_listen(config: ServiceConfig) -> str:
@@ -129,7 +136,8 @@ class GatewayService(MultiService):
         Say what is served and what is ignored.
         """
         for warning in self.config.warnings:
-            _log.warn("{source}: {warning}", source=self.config.source, warning=warning)
+            # not "warning=": legacy log observers read that key as a Python warning
+            _log.warn("{source}: {text}", source=self.config.source, text=warning)
         for line in describe_endpoints(self.config):
             _log.info("serving {route}", route=line)
         super().startService()
@@ -159,10 +167,19 @@ def makeService(options: Options, reactor: Any = None) -> GatewayService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    metrics_dir = None
+    if options["workers"] > 1:
+        metrics_dir = new_metrics_directory()
+        enable_multiprocess(metrics_dir)
     gateway = GatewayService(options["gateway"], reactor)
+    listeners = []
     for description in options["listen"]:
         listener = strports.service(description, gateway.site, reactor=reactor)
         listener.setServiceParent(gateway)
+        listeners.append(listener)
+    if metrics_dir is not None:
+        WorkerPool(reactor, options["config"], options["workers"] - 1, listeners,
+                   metrics_dir).setServiceParent(gateway)
     admin = options["admin"] or options["gateway"].shadowgw.admin
     if admin:
         strports.service(admin, gateway.admin_site, reactor=reactor).setServiceParent(gateway)
