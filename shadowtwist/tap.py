@@ -45,7 +45,7 @@ class Options(usage.Options):
         ["config", "c", "etc/krakend.json", "The KrakenD configuration file (JSON or YAML)."],
         ["admin", None, None, "Endpoint description for the admin listener (/metrics, /__shadow), "
                               "e.g. tcp:9091:interface=127.0.0.1."],
-        ["workers", "w", "1", "Processes sharing the listening sockets, each with its own event loop "
+        ["workers", "w", 1, "Processes sharing the listening sockets, each with its own event loop "
                               "(tcp listeners only).", int],
     ]
     optFlags = [
