@@ -259,6 +259,7 @@ class RouterOptions:
     disable_redirect_fixed_path: bool = False
     disable_handle_method_not_allowed: bool = False
     disable_path_decoding: bool = False
+    disable_access_log: bool = False
     error_body: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -610,7 +611,7 @@ def _read_router(reader: _Reader, raw: Any, path: str) -> RouterOptions:
     flags = {}
     for name in ("return_error_msg", "disable_health", "auto_options", "hide_version_header",
                  "disable_redirect_trailing_slash", "disable_redirect_fixed_path",
-                 "disable_handle_method_not_allowed", "disable_path_decoding"):
+                 "disable_handle_method_not_allowed", "disable_path_decoding", "disable_access_log"):
         flags[name] = reader.value(raw, name, path, bool, False)
     health_path = reader.value(raw, "health_path", path, str, "/__health") or "/__health"
     if not health_path.startswith("/"):

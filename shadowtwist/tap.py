@@ -81,6 +81,15 @@ class Options(usage.Options):
             raise usage.UsageError("--workers needs tcp: listeners (the workers share their sockets)")
 
 
+class QuietSite(Site):
+    """
+    A Site without access log lines (C{router.disable_access_log}).
+    """
+
+    def log(self, request: Any) -> None:
+        pass
+
+
 def default_listen(config: ServiceConfig) -> str:
     """
     The listener from the config's C{port} and C{listen_ip}.
@@ -120,7 +129,8 @@ class GatewayService(MultiService):
         for endpoint in config.endpoints:
             for backend in endpoint.shadows:
                 self.shadows.shadow_for(endpoint, backend)
-        self.site = Site(build_tree(config, pipelines), reactor=reactor)
+        site_class = QuietSite if config.router.disable_access_log else Site
+        self.site = site_class(build_tree(config, pipelines), reactor=reactor)
         self.site.displayTracebacks = False
         self.admin_site = admin_site(self.metrics, self.shadows.registry, self.shadows.now, reactor)
 

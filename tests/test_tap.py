@@ -133,6 +133,22 @@ class ServiceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(sorted(closed), ["primary", "shadow"])
 
+    def test_access_log_switch(self):
+        """
+        router.disable_access_log gives a Site that writes no access log line.
+        """
+        from shadowtwist.tap import QuietSite
+
+        name = write_config(self, {"version": 3, "extra_config": {"router": {"disable_access_log": True}},
+                                   "endpoints": []})
+        options = Options()
+        options.parseOptions(["-c", name])
+        service = makeService(options, MemoryReactor())
+        self.assertIsInstance(service.site, QuietSite)
+        options = Options()
+        options.parseOptions(["-c", EXAMPLE])
+        self.assertNotIsInstance(makeService(options, MemoryReactor()).site, QuietSite)
+
     def test_shadow_pool_does_not_retry(self):
         """
         Shadows have their own pool, without automatic retries.
