@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SOURCES := setup.py pyproject.toml $(wildcard shadowtwist/*.py) twisted/plugins/shadowgw_plugin.py
 TRIAL_ARGS ?= tests
 
-.PHONY: demo test check bench install clean
+.PHONY: demo test test-pypy check bench install clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: install
 
 test: install
 	$(BIN)/python tests/run.py $(TRIAL_ARGS)
+
+# The suite on PyPy (Debian's pypy3, Python 3.9), installing pypy3 first when it is missing.
+test-pypy:
+	command -v pypy3 >/dev/null || (apt-get update -q && apt-get install -y -q pypy3)
+	$(MAKE) test PYTHON=pypy3 VENV=.venv-pypy
 
 check: install
 	$(BIN)/shadowgw check etc/krakend.json

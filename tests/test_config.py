@@ -212,11 +212,14 @@ class ValidationTests(SynchronousTestCase):
 
     def test_all_shadow(self):
         """
-        An endpoint whose backends are all shadows is refused.
+        An endpoint whose backends are all shadows is accepted with a warning, as KrakenD runs
+        it (its route always answers 500, see the conformance suite).
         """
         document = minimal()
         document["endpoints"][0]["backend"][0]["extra_config"] = {"proxy": {"shadow": True}}
-        self.assertIn("at least one primary backend", problems_of(document)[0])
+        config = parse_config(document)
+        self.assertEqual(len(config.endpoints), 1)
+        self.assertTrue(any("all backends are shadow backends" in w for w in config.warnings))
 
     def test_listen_ip(self):
         """
@@ -316,8 +319,9 @@ class FileTests(SynchronousTestCase):
         """
         name = self.write('{\n  "version": 3,\n  "port": ,\n}')
         error = self.assertRaises(ConfigError, load_config, name)
-        self.assertEqual(str(error.problems[0]),
-                         f"{name}: line 3, column 11: invalid JSON: Expecting value")
+        # the reason's wording differs between CPython and PyPy; the place does not
+        self.assertTrue(str(error.problems[0]).startswith(f"{name}: line 3, column 11: invalid JSON: "),
+                        str(error.problems[0]))
 
     def test_yaml(self):
         """
