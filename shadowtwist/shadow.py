@@ -166,6 +166,7 @@ class ShadowDispatcher:
         self._shadows: dict = {}
         self._comparisons: deque = deque()
         self._comparing = False
+        self._sending: set = set()
 
     def shadow_for(self, endpoint: EndpointConfig, backend: BackendConfig) -> ShadowBackend:
         """
@@ -271,6 +272,13 @@ class ShadowDispatcher:
         started = self._clock()
         d = self._client.send(outgoing, shadow.backend.shadow_timeout or shadow.endpoint.timeout,
                               MAX_SHADOW_BODY)
+        self._sending.add(d)
+
+        def sent(result: Any) -> Any:
+            self._sending.discard(d)
+            return result
+
+        d.addBoth(sent)
 
         def ok(response: BackendResponse) -> ShadowResult:
             return ShadowResult("ok", outgoing.url, self._clock() - started, response)
@@ -281,6 +289,13 @@ class ShadowDispatcher:
 
         d.addCallbacks(ok, failed)
         return d
+
+    def stop(self) -> None:
+        """
+        Cancel the shadow calls still in flight (the gateway is stopping).
+        """
+        for pending in list(self._sending):
+            pending.cancel()
 
     def now(self) -> float:
         """

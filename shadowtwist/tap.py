@@ -154,9 +154,11 @@ class GatewayService(MultiService):
 
     def stopService(self) -> Any:
         """
-        Stop listening, then close the pools' idle connections.
+        Stop listening, cancel the shadow calls in flight, then close the pools' idle
+        connections.
         """
         d = super().stopService()
+        self.shadows.stop()
 
         def close(_: Any) -> Any:
             from twisted.internet.defer import gatherResults

@@ -12,10 +12,24 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
 
 from shadowtwist.config import parse_config
 from shadowtwist.demo import demo_site
 from shadowtwist.tap import GatewayService
+
+
+@defer.inlineCallbacks
+def listen(case, site):
+    """
+    Listen on a free loopback port until the test C{case} ends.
+
+    @return: a Deferred firing with the port number.
+    """
+    port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
+    case.addCleanup(port.stopListening)
+    return port.getHost().port
 
 
 class ShadowedEndpointTests(TestCase):
@@ -55,16 +69,11 @@ class ShadowedEndpointTests(TestCase):
         pool = HTTPConnectionPool(reactor, persistent=False)
         self.client = treq.client.HTTPClient(Agent(reactor, pool=pool))
 
-    @defer.inlineCallbacks
     def listen(self, site):
         """
         Listen on a free loopback port until the test ends.
-
-        @return: the port number.
         """
-        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
-        self.addCleanup(port.stopListening)
-        return port.getHost().port
+        return listen(self, site)
 
     @defer.inlineCallbacks
     def test_v1_answers_v2_is_logged(self):
@@ -85,3 +94,71 @@ class ShadowedEndpointTests(TestCase):
         self.assertGreater(event["primary_latency"], 0)
         yield self.gateway.stopService()
         self.assertEqual(self.gateway.shadows.in_flight.total, 0)
+
+
+class _Counting(Site):
+    """
+    A Site counting the connections clients open to it.
+    """
+
+    connections = 0
+
+    def buildProtocol(self, addr):
+        self.connections += 1
+        return super().buildProtocol(addr)
+
+
+class _BlackHole(Resource):
+    """
+    A backend that accepts every request and never answers it.
+    """
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.pending = []
+
+    def render(self, request):
+        self.pending.append(request)
+        return NOT_DONE_YET
+
+
+class SlowShadowTests(TestCase):
+    """
+    A shadow that takes ten seconds leaves the primary's latency and keep-alive reuse alone
+    (nginx's mirror makes its clients wait).
+    """
+
+    @defer.inlineCallbacks
+    def test_keep_alive_and_latency_unchanged(self):
+        """
+        Five requests on one keep-alive connection are all answered while the five shadow copies
+        are still unanswered, over a single client connection.
+        """
+        black_hole = _BlackHole()
+        v1 = yield listen(self, demo_site(1))
+        v2 = yield listen(self, Site(black_hole))
+        config = parse_config({"version": 3, "endpoints": [{
+            "endpoint": "/user/{id}", "timeout": "2s",
+            "backend": [
+                {"host": [f"http://127.0.0.1:{v1}"], "url_pattern": "/users/{id}"},
+                {"host": [f"http://127.0.0.1:{v2}"], "url_pattern": "/users/{id}",
+                 "extra_config": {"proxy": {"shadow": True, "shadow_timeout": "10s"}}}]}]})
+        gateway = GatewayService(config, reactor)
+        gateway.startService()
+        self.addCleanup(gateway.stopService)
+        counting = _Counting(gateway.site.resource)
+        port = yield listen(self, counting)
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = 1
+        self.addCleanup(pool.closeCachedConnections)
+        client = treq.client.HTTPClient(Agent(reactor, pool=pool))
+        for n in range(5):
+            response = yield client.get(f"http://127.0.0.1:{port}/user/{n}")
+            body = yield response.content()
+            self.assertEqual(response.code, 200)
+            self.assertEqual(json.loads(body)["id"], n)
+        self.assertEqual(len(black_hole.pending), 5)
+        self.assertEqual(counting.connections, 1)
+        self.assertEqual(gateway.shadows.in_flight.total, 5)
