@@ -5,10 +5,12 @@ End to end over real loopback sockets: demo backends and the gateway in process,
 from __future__ import annotations
 
 import json
+import socket
 
 import treq
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -162,3 +164,60 @@ class SlowShadowTests(TestCase):
         self.assertEqual(len(black_hole.pending), 5)
         self.assertEqual(counting.connections, 1)
         self.assertEqual(gateway.shadows.in_flight.total, 5)
+
+
+class _Garbage(Protocol):
+    """
+    Answers any request with bytes that are not HTTP, then hangs up.
+    """
+
+    def dataReceived(self, data):
+        self.transport.write(b"\x00\x01 this is not HTTP \xff\r\n\r\n")
+        self.transport.loseConnection()
+
+
+class BrokenShadowTests(TestCase):
+    """
+    Shadows that refuse connections or answer garbage are outcome events; the primary is fine.
+    """
+
+    @defer.inlineCallbacks
+    def test_refused_and_garbage(self):
+        """
+        Both shadows end as C{error} events and the client gets the v1 answer.
+        """
+        events = []
+        done = defer.Deferred()
+
+        def observe(event):
+            if event.get("log_namespace") == "shadowtwist.shadow" and "outcome" in event:
+                events.append(event)
+                if len(events) == 2:
+                    done.callback(None)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        v1 = yield listen(self, demo_site(1))
+        factory = Factory.forProtocol(_Garbage)
+        garbage = yield listen(self, factory)
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            refused = probe.getsockname()[1]
+        shadow = {"extra_config": {"proxy": {"shadow": True}}, "url_pattern": "/users/{id}"}
+        config = parse_config({"version": 3, "endpoints": [{
+            "endpoint": "/user/{id}", "timeout": "2s",
+            "backend": [{"host": [f"http://127.0.0.1:{v1}"], "url_pattern": "/users/{id}"},
+                        dict(shadow, host=[f"http://127.0.0.1:{garbage}"]),
+                        dict(shadow, host=[f"http://127.0.0.1:{refused}"])]}]})
+        gateway = GatewayService(config, reactor)
+        gateway.startService()
+        self.addCleanup(gateway.stopService)
+        port = yield listen(self, gateway.site)
+        client = treq.client.HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+        response = yield client.get(f"http://127.0.0.1:{port}/user/1")
+        body = yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(json.loads(body)["plan"], "free")
+        yield done
+        self.assertEqual(sorted(e["outcome"] for e in events), ["error", "error"])
+        self.assertTrue(all(e["shadow_error"] for e in events))
