@@ -43,7 +43,7 @@ NAMESPACE_ALIASES = {
 _INVALID_ENDPOINT = re.compile(r"^[^/]|\*.|/__(debug|echo|health)(/.*)?$")
 _REST_PARAM = re.compile(r"/\{([a-zA-Z\-_0-9]+)\}")
 _ANY_PARAM = re.compile(r"\{([\w\-.:/]+)\}")
-_PATTERN_PARAM = re.compile(r"\{([^{}]*)\}")
+_PATTERN_PARAM = re.compile(r"\{([\w\-.:/]+)\}")
 _SPECIAL_PLACEHOLDER = re.compile(r"^(resp\d+_.+)?(JWT\.[\w\-.:/]+)?$")
 _HOST = re.compile(r"(https?://)?([a-zA-Z0-9._-]+)(:[0-9]{2,6})?/?")
 
@@ -390,6 +390,22 @@ class _Reader:
             return default
         return raw
 
+    def section(self, raw: Any, path: str, known: Optional[Sequence[str]] = None) -> Optional[dict]:
+        """
+        An object-valued setting: C{None} when absent or not an object (the latter recorded as
+        a problem), with every key not in C{known} recorded as a problem.
+        """
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problem(path, f"must be an object, got {_json_type(raw)}")
+            return None
+        if known is not None:
+            for key in raw:
+                if key not in known:
+                    self.problem(_join(path, key), f"unknown setting (known: {', '.join(known)})")
+        return raw
+
     def string_list(self, obj: Mapping, key: str, path: str) -> Optional[tuple]:
         raw = self.value(obj, key, path, list, None)
         if raw is None:
@@ -603,10 +619,8 @@ def _read_hosts(reader: _Reader, obj: Mapping, path: str, sanitize: bool) -> Opt
 
 
 def _read_router(reader: _Reader, raw: Any, path: str) -> RouterOptions:
+    raw = reader.section(raw, path)
     if raw is None:
-        return RouterOptions()
-    if not isinstance(raw, dict):
-        reader.problem(path, f"must be an object, got {_json_type(raw)}")
         return RouterOptions()
     flags = {}
     for name in ("return_error_msg", "disable_health", "auto_options", "hide_version_header",
@@ -632,22 +646,13 @@ def _read_client(reader: _Reader, document: Mapping) -> ClientOptions:
 
 
 def _read_service_shadow(reader: _Reader, raw: Any, path: str) -> ServiceShadowOptions:
+    raw = reader.section(raw, path, ("max_shadow_in_flight", "admin"))
     if raw is None:
         return ServiceShadowOptions()
-    if not isinstance(raw, dict):
-        reader.problem(path, f"must be an object, got {_json_type(raw)}")
-        return ServiceShadowOptions()
-    _unknown_keys(reader, raw, path, ("max_shadow_in_flight", "admin"))
     return ServiceShadowOptions(
         max_shadow_in_flight=reader.number(raw, "max_shadow_in_flight", path, 1000, 1, integer=True),
         admin=reader.value(raw, "admin", path, str, None),
     )
-
-
-def _unknown_keys(reader: _Reader, raw: Mapping, path: str, known: Sequence[str]) -> None:
-    for key in raw:
-        if key not in known:
-            reader.problem(_join(path, key), f"unknown setting (known: {', '.join(known)})")
 
 
 def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
@@ -660,7 +665,7 @@ def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
         template = "/" + template
     method = (reader.value(raw, "method", path, str, "GET") or "GET").upper()
     problems_before = len(reader.problems)
-    if _INVALID_ENDPOINT.search(template):
+    if _INVALID_ENDPOINT.search(template) or template.endswith("*"):
         reader.problem(_join(path, "endpoint"),
                        f"ignoring the '{method} {template}' endpoint, since it is invalid!!! "
                        "(wildcards and the reserved /__debug, /__echo and /__health paths are not allowed)")
@@ -700,8 +705,9 @@ def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
                            "same endpoint (shadow backends may be added)")
         backends = [replace(b, encoding="no-op") for b in backends]
     if backends and all(b.shadow for b in backends):
-        reader.problem(_join(path, "backend"),
-                       "all backends are shadow backends: an endpoint needs at least one primary backend")
+        reader.warnings.append(
+            f"{_join(path, 'backend')}: all backends are shadow backends; as in KrakenD, "
+            f"'{method} {template}' always answers 500")
     if method not in REGISTERED_METHODS:
         reader.warnings.append(
             f"{path}: method {method!r} is not supported (only {', '.join(REGISTERED_METHODS)}); "
@@ -800,12 +806,21 @@ def _read_static(reader: _Reader, raw: Any, path: str) -> Optional[StaticRespons
 
 
 def _check_placeholders(reader: _Reader, url_pattern: str, path: str, params: Sequence[str]) -> None:
-    known = {param_key(p) for p in params}
-    for name in _PATTERN_PARAM.findall(url_pattern):
-        if param_key(name) in known or _SPECIAL_PLACEHOLDER.match(name):
-            continue
-        reader.problem(path, f"undefined output param {name!r}: the endpoint has "
-                             f"{', '.join(repr(p) for p in params) or 'no parameters'}")
+    """
+    lura's check: more distinct placeholders than endpoint parameters is "input and output
+    params do not match"; otherwise each must be an endpoint parameter, by its exact name
+    (sequential C{respN_} and C{JWT.} placeholders excepted).
+    """
+    outputs = [name for name in dict.fromkeys(_PATTERN_PARAM.findall(url_pattern))
+               if not _SPECIAL_PLACEHOLDER.match(name)]
+    have = ", ".join(repr(p) for p in params) or "no parameters"
+    if len(outputs) > len(set(params)):
+        reader.problem(path, f"input and output params do not match: the endpoint has {have}, "
+                             f"the url_pattern uses {', '.join(repr(o) for o in outputs)}")
+        return
+    for name in outputs:
+        if name not in params:
+            reader.problem(path, f"undefined output param {name!r}: the endpoint has {have}")
 
 
 _SHADOW_KEYS = ("percentage", "sticky_key", "start", "methods", "allow_unsafe", "max_in_flight",
@@ -821,12 +836,11 @@ KRAKEND_SHADOW = ShadowOptions(methods=REGISTERED_METHODS, allow_unsafe=True,
 def _read_shadow_options(reader: _Reader, raw: Any, path: str, shadow: bool) -> ShadowOptions:
     if raw is None:
         return KRAKEND_SHADOW
-    if not isinstance(raw, dict):
-        reader.problem(path, f"must be an object, got {_json_type(raw)}")
+    raw = reader.section(raw, path, _SHADOW_KEYS)
+    if raw is None:
         return ShadowOptions()
     if not shadow:
         reader.problem(path, "only applies to shadow backends: add \"proxy\": {\"shadow\": true}")
-    _unknown_keys(reader, raw, path, _SHADOW_KEYS)
     sticky_key = reader.value(raw, "sticky_key", path, str, None)
     if sticky_key is not None:
         try:
@@ -865,12 +879,9 @@ def _choice(reader: _Reader, raw: Mapping, key: str, path: str, choices: Sequenc
 
 
 def _read_header_rules(reader: _Reader, raw: Any, path: str) -> HeaderRules:
+    raw = reader.section(raw, path, ("set", "remove"))
     if raw is None:
         return HeaderRules()
-    if not isinstance(raw, dict):
-        reader.problem(path, f"must be an object, got {_json_type(raw)}")
-        return HeaderRules()
-    _unknown_keys(reader, raw, path, ("set", "remove"))
     to_set = reader.value(raw, "set", path, dict, {"X-Shadow-Request": "1"})
     for name, value in to_set.items():
         if not isinstance(value, str):
@@ -879,12 +890,9 @@ def _read_header_rules(reader: _Reader, raw: Any, path: str) -> HeaderRules:
 
 
 def _read_compare(reader: _Reader, raw: Any, path: str) -> CompareOptions:
+    raw = reader.section(raw, path, ("status", "body", "headers", "ignore", "against", "learn_noise"))
     if raw is None:
         return CompareOptions()
-    if not isinstance(raw, dict):
-        reader.problem(path, f"must be an object, got {_json_type(raw)}")
-        return CompareOptions()
-    _unknown_keys(reader, raw, path, ("status", "body", "headers", "ignore", "against", "learn_noise"))
     ignore = reader.string_list(raw, "ignore", path) or ()
     for i, pointer in enumerate(ignore):
         why = validate_pointer_pattern(pointer)
@@ -903,12 +911,9 @@ def _read_compare(reader: _Reader, raw: Any, path: str) -> CompareOptions:
 
 
 def _read_auto_pause(reader: _Reader, raw: Any, path: str) -> Optional[AutoPauseOptions]:
+    raw = reader.section(raw, path, ("error_rate", "window", "min_requests"))
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        reader.problem(path, f"must be an object, got {_json_type(raw)}")
-        return None
-    _unknown_keys(reader, raw, path, ("error_rate", "window", "min_requests"))
     window = reader.duration(raw, "window", path, 30.0)
     if not window:
         reader.problem(_join(path, "window"), "must be longer than 0")
