@@ -290,6 +290,12 @@ class ShadowDispatcher:
         d.addCallbacks(ok, failed)
         return d
 
+    def chance(self, share: float) -> bool:
+        """
+        A random draw that is true with probability C{share}.
+        """
+        return self._rng.random() < share
+
     def stop(self) -> None:
         """
         Cancel the shadow calls still in flight (the gateway is stopping).
@@ -424,7 +430,7 @@ class _ShadowCall:
         if comparison.result == "mismatch":
             self._log_mismatch(comparison)
         if (options.learn_noise and compared_backend is not None and self.incoming.method in SAFE_METHODS
-                and self.dispatcher._rng.random() < options.learn_noise):
+                and self.dispatcher.chance(options.learn_noise)):
             self.dispatcher.learn_noise(shadow, self.incoming, compared_backend, primary_view)
 
     def _log_mismatch(self, comparison: Any) -> None:
