@@ -32,6 +32,17 @@ from shadowtwist.workers import WorkerPool, new_metrics_directory
 _log = Logger(namespace="shadowtwist.tap")
 
 
+class ConfigRefused(SystemExit):
+    """
+    The configuration has problems: twistd stops with every one of them on standard error and
+    exit status 1 (a C{SystemExit}, because some Twisted releases exit 0 on a C{UsageError}).
+    """
+
+    def __init__(self, source: str, problems: Any) -> None:
+        lines = "\n  ".join(str(p) for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s), refusing to start:\n  {lines}")
+
+
 class Options(usage.Options):
     """
     C{twistd shadowgw} options.
@@ -70,9 +81,7 @@ class Options(usage.Options):
         try:
             self["gateway"] = load_config(self["config"])
         except ConfigError as e:
-            lines = "\n  ".join(str(p) for p in e.problems)
-            raise usage.UsageError(
-                f"{self['config']}: {len(e.problems)} problem(s), refusing to start:\n  {lines}")
+            raise ConfigRefused(self["config"], e.problems)
         if not self["listen"]:
             self["listen"] = [default_listen(self["gateway"])]
         if self["workers"] < 1:

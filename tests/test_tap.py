@@ -9,7 +9,6 @@ import os
 import tempfile
 
 from twisted.internet.testing import MemoryReactor
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from shadowtwist.tap import GatewayService, Options, makeService
@@ -62,11 +61,15 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_config_lists_every_problem(self):
         """
-        A bad config stops option parsing with a UsageError naming each problem.
+        A bad config stops option parsing (and so twistd, with exit status 1) naming each
+        problem.
         """
+        from shadowtwist.tap import ConfigRefused
+
         name = write_config(self, {"version": 2, "timeout": "soon", "endpoints": [{"endpoint": "/a"}]})
         options = Options()
-        error = self.assertRaises(usage.UsageError, options.parseOptions, ["-c", name])
+        error = self.assertRaises(ConfigRefused, options.parseOptions, ["-c", name])
+        self.assertIsInstance(error, SystemExit)
         text = str(error)
         self.assertIn("3 problem(s), refusing to start", text)
         self.assertIn(f"{name}: version: unsupported version: 2", text)
