@@ -32,18 +32,20 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.client import (
-    Agent, BrowserLikePolicyForHTTPS, ContentDecoderAgent, GzipDecoder, HTTPConnectionPool,
-    PotentialDataLoss, RedirectAgent, ResponseDone, _HTTP11ClientFactory, _urljoin,
+    URI, Agent, BrowserLikePolicyForHTTPS, ContentDecoderAgent, GzipDecoder, HTTPConnectionPool,
+    PotentialDataLoss, ResponseDone, ResponseFailed, _HTTP11ClientFactory, _urljoin,
 )
 from twisted.web.http_headers import Headers
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
+from twisted.web.error import InfiniteRedirection
+from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
 import shadowtwist
 from shadowtwist.config import BackendConfig, ClientOptions, EndpointConfig, canonical_header, param_key
 
 GATEWAY_VERSION = f"shadowtwist Version {shadowtwist.__version__}"
+GO_USER_AGENT = "Go-http-client/1.1"
 _PLACEHOLDER_TEXT = "{%s}"
 # Characters a parameter value may keep as-is in a backend path: everything that cannot end a
 # segment, start a query or fragment, or be read as an escape.
@@ -122,8 +124,9 @@ class BackendTimeout(Exception):
 
 def client_ip(incoming: IncomingRequest) -> str:
     """
-    gin's C{ClientIP()} with KrakenD's defaults: the left-most address of C{X-Forwarded-For}, then
-    C{X-Real-IP}, then the TCP peer.
+    gin's C{ClientIP()} with KrakenD's defaults (every proxy trusted): the left-most address of
+    the first C{X-Forwarded-For} header, then of C{X-Real-IP}, then the TCP peer. As in gin, a
+    header counts only when every address in it is a valid IP.
 
     @param incoming: the client request.
     @return: the address to send as C{X-Forwarded-For}.
@@ -131,9 +134,9 @@ def client_ip(incoming: IncomingRequest) -> str:
     for name in ("X-Forwarded-For", "X-Real-Ip"):
         values = incoming.header_values(name)
         if values:
-            first = values[0].split(",")[0].strip()
-            if first:
-                return first
+            items = [item.strip() for item in values[0].split(",")]
+            if all(isIPAddress(item) or isIPv6Address(item) for item in items):
+                return items[0]
     return incoming.client_ip
 
 
@@ -166,6 +169,8 @@ def forwarded_headers(endpoint: EndpointConfig, backend: BackendConfig,
     if backend.input_headers is not None and "*" not in backend.input_headers:
         keep = {canonical_header(n) for n in backend.input_headers}
         headers = {k: v for k, v in headers.items() if k in keep}
+        if "User-Agent" not in headers:
+            headers["User-Agent"] = [GO_USER_AGENT]  # what Go's client then sends by itself
     for hop in ("Connection", "Keep-Alive", "Transfer-Encoding", "Te", "Trailer", "Upgrade",
                 "Proxy-Connection", "Host", "Content-Length"):
         headers.pop(hop, None)
@@ -238,7 +243,11 @@ def build_request(endpoint: EndpointConfig, backend: BackendConfig, incoming: In
     url = host + fill_url_pattern(backend.url_pattern, incoming.params)
     query = forwarded_query(endpoint, backend, incoming)
     if query:
-        url += ("&" if "?" in url else "?") + query
+        if "?" not in url:
+            url += "?"
+        elif not url.endswith("?"):
+            url += "&"
+        url += query
     has_body = backend.method not in ("GET", "HEAD")
     return OutgoingRequest(
         method=backend.method, url=url,
@@ -314,26 +323,85 @@ def make_pool(reactor: Any, options: ClientOptions, retry: bool = True) -> HTTPC
     return pool
 
 
-class GoRedirectAgent(RedirectAgent):
+@implementer(IAgent)
+class GoRedirectAgent:
     """
-    Follows backend redirects the way Go's C{http.Client} does for KrakenD: at most 10, 301, 302
-    and 303 re-sent as GET without the body, 307 and 308 keeping the method (only without a
-    body: the body is not replayed, so such a redirect fails the call), and a C{Referer}
-    naming the previous URL.
+    Follows backend redirects the way Go's C{http.Client} does for KrakenD: at most 10; 301,
+    302 and 303 re-sent without the body, as GET (HEAD stays HEAD); 307 and 308 re-sent with
+    the same method when there is no body to replay, else the redirect itself is the answer;
+    a C{Referer} naming the previous URL (not from https to http); credentials dropped when
+    the redirect leaves the origin.
     """
 
-    _redirectResponses = [http.TEMPORARY_REDIRECT, http.PERMANENT_REDIRECT]
-    _seeOtherResponses = [http.MOVED_PERMANENTLY, http.FOUND, http.SEE_OTHER]
+    LIMIT = 10
+    _SENSITIVE = (b"authorization", b"www-authenticate", b"cookie", b"cookie2", b"proxy-authorization")
 
     def __init__(self, agent: Any) -> None:
-        super().__init__(agent, redirectLimit=10)
+        self._agent = agent
 
-    def _handleRedirect(self, response: Any, method: bytes, uri: bytes, headers: Any,
-                        redirectCount: int) -> Any:
+    def request(self, method: bytes, uri: bytes, headers: Optional[Headers] = None,
+                bodyProducer: Any = None) -> Deferred:
+        """
+        Send the request and follow its redirects.
+        """
+        replayable = bodyProducer is None or getattr(bodyProducer, "length", None) == 0
+        d = self._agent.request(method, uri, headers, bodyProducer)
+        return d.addCallback(self._answered, method, uri, headers, 0, replayable)
+
+    def _answered(self, response: Any, method: bytes, uri: bytes, headers: Optional[Headers],
+                  count: int, replayable: bool) -> Any:
+        if response.code in (http.MOVED_PERMANENTLY, http.FOUND, http.SEE_OTHER):
+            method = method if method in (b"GET", b"HEAD") else b"GET"
+            replayable = True
+        elif response.code not in (http.TEMPORARY_REDIRECT, http.PERMANENT_REDIRECT) or not replayable:
+            return response
+        location = _location(response, uri)
+        if not location:
+            return response
+        if count >= self.LIMIT:
+            raise ResponseFailed([Failure(InfiniteRedirection(
+                response.code, b"stopped after 10 redirects", location=uri))], response)
         headers = headers.copy() if headers is not None else Headers()
-        if not (uri.startswith(b"https:") and not _location(response, uri).startswith(b"https:")):
+        if URI.fromBytes(location).netloc != URI.fromBytes(uri).netloc:
+            for name in self._SENSITIVE:
+                headers.removeHeader(name)
+        if not (uri.startswith(b"https:") and not location.startswith(b"https:")):
             headers.setRawHeaders(b"referer", [uri])
-        return super()._handleRedirect(response, method, uri, headers, redirectCount)
+        body = BytesProducer(b"") if method not in (b"GET", b"HEAD") else None
+        d = self._agent.request(method, location, headers, body)
+
+        def chained(new_response: Any) -> Any:
+            new_response.setPreviousResponse(response)
+            return self._answered(new_response, method, location, headers, count + 1, replayable)
+
+        return d.addCallback(chained)
+
+
+@implementer(IAgent)
+class GoGzipAgent(ContentDecoderAgent):
+    """
+    Go's transparent gzip: when the request has no C{Accept-Encoding}, ask for gzip and decode
+    the answer (dropping its now wrong C{Content-Length}); when the client's own
+    C{Accept-Encoding} is forwarded, send it as it is and leave the answer encoded.
+    """
+
+    def __init__(self, agent: Any) -> None:
+        super().__init__(agent, [(b"gzip", GzipDecoder)])
+        self._plain = agent
+
+    def request(self, method: bytes, uri: bytes, headers: Optional[Headers] = None,
+                bodyProducer: Any = None) -> Deferred:
+        if headers is not None and headers.hasHeader(b"accept-encoding"):
+            return self._plain.request(method, uri, headers, bodyProducer)
+        return super().request(method, uri, headers, bodyProducer)
+
+    def _handleResponse(self, response: Any) -> Any:
+        if not response.headers.hasHeader(b"content-encoding"):
+            return response  # (Twisted's own would add an empty Content-Encoding header)
+        response = super()._handleResponse(response)
+        if not response.headers.hasHeader(b"content-encoding"):
+            response.headers.removeHeader(b"content-length")
+        return response
 
 
 def _location(response: Any, uri: bytes) -> bytes:
@@ -409,7 +477,7 @@ class BackendClient:
                                  connectTimeout=options.dialer_timeout or None)
         # The wrappers are built once here rather than per request (treq's HTTPClient.request
         # rebuilds cookie, redirect and decoder agents and re-parses the URL on every call).
-        self._agent = ContentDecoderAgent(GoRedirectAgent(agent), [(b"gzip", GzipDecoder)])
+        self._agent = GoGzipAgent(GoRedirectAgent(agent))
 
     def send(self, outgoing: OutgoingRequest, timeout: float, max_body: Optional[int] = None) -> Deferred:
         """

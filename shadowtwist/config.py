@@ -31,7 +31,7 @@ UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # Namespaces shadowtwist implements; any other extra_config key is a KrakenD plugin or an
 # enterprise feature we accept and ignore, with one warning at start.
 IMPLEMENTED_NAMESPACES = frozenset(
-    {"proxy", "backend/http", "backend/http/client", "router", "shadowgw", "shadowgw/shadow"}
+    {"proxy", "backend/http", "router", "shadowgw", "shadowgw/shadow"}
 )
 NAMESPACE_ALIASES = {
     "github.com/devopsfaith/krakend/proxy": "proxy",
@@ -197,6 +197,9 @@ class StaticResponse:
 
 
 STATIC_STRATEGIES = ("always", "success", "complete", "errored", "incomplete")
+# Endpoint output_encoding values KrakenD CE knows, and those naming one of its renderers.
+OUTPUT_ENCODINGS = ("json", "json-collection", "string", "xml", "yaml", "negotiate", "no-op", "fast-json")
+RENDERERS = ("json", "json-collection", "string", "xml", "yaml", "negotiate", "no-op")
 
 
 @dataclass(frozen=True)
@@ -548,6 +551,8 @@ def parse_config(document: Any, source: str = "<config>") -> ServiceConfig:
     namespaces_used: dict = {}
     _note_namespaces(extra, "extra_config", namespaces_used)
     router = _read_router(reader, extra.get("router"), "extra_config.router")
+    _warn_ignored(reader, extra.get("router"), "extra_config.router", IGNORED_ROUTER_KEYS)
+    _warn_ignored(reader, document, "", IGNORED_SERVICE_KEYS)
     client = _read_client(reader, document)
     shadowgw = _read_service_shadow(reader, extra.get("shadowgw"), "extra_config.shadowgw")
 
@@ -634,6 +639,25 @@ def _read_router(reader: _Reader, raw: Any, path: str) -> RouterOptions:
     return RouterOptions(health_path=health_path, error_body=error_body, **flags)
 
 
+# KrakenD settings shadowtwist accepts but does not implement: each present one is a warning.
+IGNORED_SERVICE_KEYS = (
+    "read_timeout", "write_timeout", "idle_timeout", "read_header_timeout", "max_header_bytes",
+    "dialer_keep_alive", "dialer_fallback_delay", "disable_compression", "max_idle_connections",
+    "response_header_timeout", "expect_continue_timeout", "client_tls", "tls", "use_h2c",
+    "dns_cache_ttl", "max_shutdown_wait_time", "plugin", "async_agent", "sequential_start")
+IGNORED_ROUTER_KEYS = (
+    "forwarded_by_client_ip", "remote_ip_headers", "trusted_proxies", "remove_extra_slash",
+    "app_engine", "max_multipart_memory", "use_h2c", "logger_skip_paths")
+
+
+def _warn_ignored(reader: _Reader, raw: Any, path: str, keys: Sequence[str]) -> None:
+    if not isinstance(raw, dict):
+        return
+    for key in keys:
+        if key in raw:
+            reader.warnings.append(f"{_join(path, key)}: not implemented by shadowtwist, ignored")
+
+
 def _read_client(reader: _Reader, document: Mapping) -> ClientOptions:
     return ClientOptions(
         max_idle_connections_per_host=reader.number(
@@ -697,6 +721,11 @@ def _read_endpoint(reader: _Reader, raw: Mapping, path: str, defaults: Mapping,
                                 defaults, namespaces_used)
         if backend is not None:
             backends.append(backend)
+    if (output_encoding not in OUTPUT_ENCODINGS and len(backends) == 1
+            and backends[0].encoding in RENDERERS):
+        # lura's getRender: an unknown output_encoding falls back to the renderer named by the
+        # only backend's encoding (string, xml, no-op...), else to JSON
+        output_encoding = backends[0].encoding
     if output_encoding == "no-op":
         # KrakenD counts shadows too; shadowtwist lets a no-op endpoint have shadows (README).
         if sum(not b.shadow for b in backends) > 1:
@@ -744,6 +773,9 @@ def _read_backend(reader: _Reader, raw: Mapping, path: str, index: int, endpoint
         reader.problem(_join(path, "sd"), f"service discovery {sd!r} is not supported (only \"static\")")
     method = (reader.value(raw, "method", path, str, "") or endpoint_method).upper()
     encoding = (reader.value(raw, "encoding", path, str, "json") or "json")
+    if encoding.lower() == "rss":
+        reader.warnings.append(f"{_join(path, 'encoding')}: rss is not implemented by shadowtwist; "
+                               "the body is decoded as JSON")
     mapping = reader.value(raw, "mapping", path, dict, {})
     for key, value in mapping.items():
         if not isinstance(value, str):

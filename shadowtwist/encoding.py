@@ -27,6 +27,7 @@ import yaml
 __all__ = [
     "DecodeError",
     "JSONNumber",
+    "StructObject",
     "loads",
     "dumps",
     "decode",
@@ -410,12 +411,41 @@ def _write_json_other(value: Any, out: List[str]) -> None:
         out.append(int.__repr__(value))
     elif isinstance(value, float):
         out.append(_go_float_json(value))
+    elif isinstance(value, StructObject):
+        separator = "{"
+        for key, item in value.items():
+            out.append(separator)
+            separator = ","
+            out.append(_encode_string(key))
+            out.append(":")
+            _write_json(item, out)
+        out.append("}" if value else "{}")
     elif isinstance(value, dict):
         _write_json(dict(value), out)
     elif isinstance(value, (list, tuple)):
         _write_json(list(value), out)
     else:
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class StructObject(dict):
+    """
+    A JSON object that L{dumps} writes in insertion order, as Go's C{encoding/json} writes a
+    struct (its fields in declaration order) rather than a map (keys sorted).
+
+    Only noticed at the top level or as a top-level value (where KrakenD's structs appear: the
+    C{return_error_details} object and the C{/__echo/} answer); deeper ones are written sorted.
+    """
+
+
+def _has_struct(data: Any) -> bool:
+    if type(data) is StructObject:
+        return True
+    if type(data) is dict:
+        for value in data.values():
+            if type(value) is StructObject:
+                return True
+    return False
 
 
 def _dumps_pure(data: Any) -> str:
@@ -438,7 +468,7 @@ def dumps(data: Any) -> bytes:
     @raise TypeError: for values JSON cannot represent.
     @raise ValueError: for NaN or infinite floats.
     """
-    text = _dumps_fast(data)
+    text = None if _has_struct(data) else _dumps_fast(data)
     if text is None:
         text = _dumps_pure(data)
     return _utf8_json(_go_escape(text))
@@ -576,8 +606,8 @@ def _decode_safejson(body: bytes, is_collection: bool) -> Dict[str, Any]:
         return value
     if isinstance(value, list):
         return {"collection": value}
-    # lura's SafeJSONDecoder puts scalars (and null) under "result".
-    return {"result": value}
+    # The reference (krakend-behaviour.md, section 3.4) puts scalars (and null) under "content".
+    return {"content": value}
 
 
 def _decode_string(body: bytes, is_collection: bool) -> Dict[str, Any]:
@@ -613,7 +643,7 @@ def decode(encoding: str, body: bytes, *, is_collection: bool = False) -> Dict[s
         inside a string becomes U+FFFD; C{null} gives C{{}} (C{{"collection": None}} for a
         collection).
       - C{safejson}: object -> dict, array -> C{{"collection": [...]}}, anything else ->
-        C{{"result": value}} (lura's key).
+        C{{"content": value}}.
       - C{string}: C{{"content": text}}; invalid UTF-8 bytes are kept as surrogate escapes.
       - C{xml}: the mxj map (see L{_parse_xml}); C{is_collection} gives C{{"collection": map}}.
       - C{no-op}: C{{}}; the caller streams the body itself.
@@ -784,6 +814,7 @@ def _represent_json_number(dumper: Any, number: JSONNumber) -> Any:
 
 
 _YamlDumper.add_representer(JSONNumber, _represent_json_number)
+_YamlDumper.add_representer(StructObject, yaml.representer.SafeRepresenter.represent_dict)
 
 
 def _render_yaml(data: Optional[Dict[str, Any]]) -> bytes:
@@ -801,16 +832,13 @@ def _render_yaml(data: Optional[Dict[str, Any]]) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # Renderers
 
-# What gin's NegotiateFormat is offered, in order, mapped to the renderer used.  text/xml and
-# application/yaml are offered in addition to gin's MIME constants on request of the gateway
-# spec; gin itself would send both to JSON.
+# What gin's NegotiateFormat is offered, in order, mapped to the renderer used: lura offers
+# exactly these four, so text/xml or application/yaml match nothing and get JSON.
 _NEGOTIATE_OFFERS = (
     ("application/json", "json"),
     ("text/plain", "yaml"),
     ("application/xml", "xml"),
-    ("text/xml", "xml"),
     ("application/x-yaml", "yaml"),
-    ("application/yaml", "yaml"),
 )
 
 

@@ -25,15 +25,15 @@ from twisted.web.client import PotentialDataLoss, ResponseDone
 from shadowtwist.backend import BackendClient, BackendResponse, IncomingRequest, build_request, describe_failure
 from shadowtwist.config import EndpointConfig, RouterOptions
 from shadowtwist.merge import Merged, Part
-from shadowtwist.pipeline import PrimaryOutcome, dispatch_shadows, tell
+from shadowtwist.pipeline import NO_PIPELINE, PrimaryOutcome, dispatch_shadows, tell
 from shadowtwist.responses import GatewayResponse, client_response, version_header
 from shadowtwist.routing import write_response
 
 MAX_COMPARED_BODY = 1024 * 1024
-# Hop-by-hop headers are the connection's, not the answer's. The client re-frames the body and
-# decodes gzip, so the backend's framing and encoding headers no longer describe what is sent.
+# Hop-by-hop headers are the connection's, not the answer's. (A body the client decoded has
+# already lost its Content-Encoding and Content-Length; see backend.GoGzipAgent.)
 _NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
-                b"proxy-connection", b"content-encoding", b"content-length"}
+                b"proxy-connection"}
 
 
 class PassthroughPipeline:
@@ -51,7 +51,7 @@ class PassthroughPipeline:
         self._client = client
         self._shadows = shadows
         self._clock = clock
-        [self._backend] = endpoint.primaries
+        self._backend = endpoint.primaries[0] if endpoint.primaries else None
         self._requests = metrics.requests if metrics is not None else None
 
     def stream(self, incoming: IncomingRequest, request: server.Request, written: Deferred) -> None:
@@ -60,6 +60,10 @@ class PassthroughPipeline:
 
         @param written: fired once the client's response is finished (or the client is gone).
         """
+        if self._backend is None:  # only shadows: KrakenD's route always answers 500
+            write_response(request, NO_PIPELINE)
+            written.callback(None)
+            return
         started = self._clock()
         watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
         outgoing = build_request(self.endpoint, self._backend, incoming)
@@ -146,9 +150,6 @@ class _Relay(Protocol):
                 continue
             for value in values:
                 headers.addRawHeader(name, value)
-        length = response.headers.getRawHeaders(b"content-length")
-        if length and not response.headers.hasHeader(b"content-encoding"):
-            headers.setRawHeaders(b"content-length", length[:1])
         self.sent_headers = own + [(k, v) for k, vs in self.headers.items() for v in vs]
         remaining = max(self._timeout - (self._clock() - self._started), 0.0)
         self._deadline = self._client.call_later(remaining, self._cut)

@@ -31,6 +31,8 @@ from shadowtwist.responses import GatewayResponse, backend_part, client_response
 
 MERGE_DEADLINE_SHARE = 0.85
 CONCURRENT_DEADLINE_SHARE = 0.75
+# The answer of an endpoint whose backends are all shadows (KrakenD section 2.8).
+NO_PIPELINE = GatewayResponse(500, (), b"")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class EndpointPipeline:
         @return: a Deferred firing with a L{GatewayResponse}; it does not fail. Cancelling it
             cancels the primary calls (the client went away) but never the shadows.
         """
+        if not self._primaries:
+            # KrakenD cannot build a pipeline of shadows alone: the route answers 500, empty,
+            # without its headers, and the shadows are not called.
+            return succeed(NO_PIPELINE)
         started = self._clock()
         watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
         call = _RequestState(len(self._primaries))

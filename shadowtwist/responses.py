@@ -10,6 +10,7 @@ L{router_error} builds the router's own 404 and 405 answers. Pure: no Twisted, n
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -66,17 +67,37 @@ def backend_part(backend: BackendConfig, status: int, headers: Mapping[str, Sequ
     decoded with the backend's C{encoding} and shaped by target, allow/deny, mapping, group
     (or flatmap_filter).
 
+    A backend C{encoding} of exactly C{no-op} accepts any status and gives C{{}} (the endpoint
+    renders that; a C{no-op} endpoint streams instead, see L{shadowtwist.passthrough}). A body
+    still marked C{Content-Encoding: gzip} is gunzipped first. A JSON C{null} is a part without
+    data: it adds nothing and makes the response incomplete (KrakenD section 4).
+
     @param url: the URL that answered, for error texts.
     """
+    if backend.encoding == "no-op":
+        return Part(data={})
     if status not in SUCCESS_STATUSES:
         return _failed_status(backend, status, headers, body, url)
+    if body and (_first(headers, "Content-Encoding") or "").lower() == "gzip":
+        try:
+            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        except zlib.error as e:
+            return Part(data=None, error=f"gzip: invalid body ({e})")
     try:
         data = encoding.decode(backend.encoding, body, is_collection=backend.is_collection)
     except encoding.DecodeError as e:
         return Part(data=None, error=str(e))
-    if data is None:
-        return Part(data=None, complete=False)
+    if data is None or (not data and _is_json_null(backend, body)):
+        return Part(data={}, complete=False)
     return Part(data=format_data(backend, data))
+
+
+def _is_json_null(backend: BackendConfig, body: bytes) -> bool:
+    """
+    Whether a body that decoded to an empty object was the JSON C{null} (Go decodes it into a
+    nil map, which the merge skips).
+    """
+    return backend.encoding.lower() not in ("string", "xml", "safejson") and body.strip() == b"null"
 
 
 def format_data(backend: BackendConfig, data: dict) -> dict:
@@ -95,7 +116,8 @@ def _failed_status(backend: BackendConfig, status: int, headers: Mapping[str, Se
                    body: bytes, url: str) -> Part:
     message = f"invalid status code {status} [{backend.method} {go_url_pattern(backend.url_pattern)}]: {url}"
     if backend.return_error_details:
-        details: dict = {"http_status_code": status}
+        # a Go struct: written in field order, not sorted
+        details = encoding.StructObject(http_status_code=status)
         if body:
             details["http_body"] = body.decode("utf-8", "replace")
         content_type = _first(headers, "Content-Type")

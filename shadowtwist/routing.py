@@ -4,8 +4,10 @@ The twisted.web Resource tree built from the endpoints.
 
 Each path segment of an endpoint template is a L{RouteNode}: literal segments are static
 children, a C{{param}} segment is the node's parameter child. The node at the end of a template
-holds one handler per method; the router's 404 and 405 follow KrakenD (gin) exactly, and
-C{/__health} is a node like any other.
+holds one handler per method; C{/__health} is a node like any other. A request with no route
+for its method goes to L{_Miss}, which answers as gin does: trailing-slash and fixed-path
+redirects looked up among that method's routes, then a 405 with C{Allow} in gin's tree order,
+then KrakenD's 404.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence
-from urllib.parse import parse_qsl
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -23,13 +25,17 @@ from twisted.web.resource import Resource
 
 from shadowtwist import encoding
 from shadowtwist.backend import IncomingRequest
-from shadowtwist.config import RouterOptions, ServiceConfig
+from shadowtwist.config import RouterOptions, ServiceConfig, canonical_header
+from shadowtwist.encoding import StructObject
 from shadowtwist.responses import GatewayResponse, router_error, version_header
 
 _log = Logger(namespace="shadowtwist.routing")
 _ENCODED = re.compile(r"%[0-9a-fA-F]{2}|[?#]")
+_INVALID_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
 _PARAM_SEGMENT = re.compile(r"^\{([a-zA-Z\-_0-9]+)\}$")
 Handler = Callable[[server.Request], Any]
+# The methods gin's Any() registers, in its order (the debug and echo routes).
+_ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "HEAD", "OPTIONS", "DELETE", "CONNECT", "TRACE")
 
 
 def write_response(request: server.Request, response: GatewayResponse) -> None:
@@ -59,6 +65,11 @@ class RouteNode(Resource):
 
     @ivar handlers: method to handler, for the template that ends here (in config order).
     @ivar param_child: the node for a C{{param}} segment below this one, if any.
+    @ivar patterns: (regex, node) for segments with a parameter inside, such as C{file.{ext}}
+        (C{disable_rest}).
+    @ivar options_allow: with C{router.auto_options}, the C{Allow} of this path's OPTIONS route.
+    @ivar method_order: (root only) each method's position among gin's method trees, the order
+        of C{Allow} in a 405.
     """
 
     def __init__(self, router: RouterOptions, root: Optional["RouteNode"] = None) -> None:
@@ -67,89 +78,160 @@ class RouteNode(Resource):
         self._root = root or self
         self.handlers: dict = {}
         self.param_child: Optional[RouteNode] = None
+        self.patterns: list = []
+        self.options_allow: Optional[str] = None
+        self.method_order: dict = {}
 
-    def child_for(self, segment: str) -> "RouteNode":
+    def child_for(self, segment: str, params: Sequence[str] = ()) -> "RouteNode":
         """
         The node for a template segment, created on first use.
+
+        @param params: the endpoint's parameter names (a segment holding one inside it, as
+            C{disable_rest} allows, matches by pattern).
         """
         if _PARAM_SEGMENT.match(segment):
             if self.param_child is None:
                 self.param_child = RouteNode(self._router, self._root)
             return self.param_child
+        inner = [p for p in params if "{" + p + "}" in segment]
+        if len(inner) == 1:
+            prefix, _, suffix = segment.partition("{" + inner[0] + "}")
+            regex = re.compile(re.escape(prefix) + "(.+)" + re.escape(suffix))
+            for known, node in self.patterns:
+                if known.pattern == regex.pattern:
+                    return node
+            node = RouteNode(self._router, self._root)
+            self.patterns.append((regex, node))
+            return node
         key = segment.encode("utf-8")
         if key not in self.children:
             self.putChild(key, RouteNode(self._router, self._root))
         return self.children[key]
 
-    def fixed_path(self, path: str) -> Optional[str]:
+    def serves(self, method: str) -> bool:
         """
-        gin's C{RedirectFixedPath}: the route a cleaned, case-insensitive C{path} would match.
+        Whether this node's path has a route for C{method}.
+        """
+        return method in self.handlers or (method == "OPTIONS" and self.options_allow is not None)
+
+    def allowed(self, method: str) -> list:
+        """
+        The methods this path has a route for, but C{method}, in gin's tree order (a 405's Allow).
+        """
+        methods = list(self.handlers) + (["OPTIONS"] if self.options_allow is not None else [])
+        order = self._root.method_order
+        return sorted((m for m in methods if m != method), key=lambda m: order.get(m, len(order)))
+
+    def _step(self, segment: str, exact: bool = True) -> Optional[tuple]:
+        """
+        The child matching one decoded segment (a literal first, then a pattern, then a
+        parameter), as (node, the segment as the route spells it); case-insensitive literals
+        when not C{exact}.
+        """
+        child = self.children.get(segment.encode("utf-8"))
+        if isinstance(child, RouteNode):
+            return child, segment
+        if not exact:
+            for key, child in self.children.items():
+                name = key.decode("utf-8", "replace")
+                if isinstance(child, RouteNode) and name.lower() == segment.lower():
+                    return child, name
+        for regex, node in self.patterns:
+            if regex.fullmatch(segment):
+                return node, segment
+        if self.param_child is not None and segment:
+            return self.param_child, segment
+        return None
+
+    def lookup(self, path: str) -> Optional["RouteNode"]:
+        """
+        The node a decoded path leads to, or C{None}.
+        """
+        node: RouteNode = self
+        for segment in path.split("/")[1:]:
+            found = node._step(segment)
+            if found is None:
+                return None
+            node = found[0]
+        return node
+
+    def fixed_path(self, path: str, method: str) -> Optional[str]:
+        """
+        gin's C{RedirectFixedPath}: the route for C{method} that the cleaned path matches
+        case-insensitively (a missing or extra trailing slash fixed too).
 
         @param path: the request path (decoded).
         @return: the path to redirect to, or C{None} when nothing matches.
         """
-        node: Optional[RouteNode] = self
-        fixed = []
-        for segment in clean_path(path).split("/")[1:]:
-            match = None
-            for key, child in node.children.items():
-                if isinstance(child, RouteNode) and key.decode("utf-8", "replace").lower() == segment.lower():
-                    match, segment = child, key.decode("utf-8", "replace")
+        cleaned = clean_path(path)
+        segments = cleaned.split("/")[1:]
+        if segments and segments[-1] == "" and len(segments) > 1:
+            candidates = [segments, segments[:-1]]
+        else:
+            candidates = [segments, segments + [""]]
+        for candidate in candidates:
+            node: Optional[RouteNode] = self
+            fixed = []
+            for segment in candidate:
+                found = node._step(segment, exact=False)
+                if found is None:
+                    node = None
                     break
-            if match is None and segment:
-                match = node.param_child
-            if match is None:
-                return None
-            node = match
-            fixed.append(segment)
-        if not node.handlers:
-            return None
-        return "/" + "/".join(fixed)
-
-    def not_found(self) -> Resource:
-        """
-        The answer for a path with no route: a fixed-path redirect or KrakenD's 404.
-        """
-        return _NotFound(self._root, self._router)
+                node, spelled = found
+                fixed.append(spelled)
+            if node is not None and node.serves(method):
+                result = "/" + "/".join(fixed)
+                return result if result != path else None
+        return None
 
     def getChild(self, name: bytes, request: server.Request) -> Resource:
         """
-        A segment with no literal child: a parameter value, a trailing slash, or a 404.
+        A segment with no literal child: a parameter value, or a miss (redirect, 405 or 404).
         """
-        if name == b"" and self.handlers and not self._router.disable_redirect_trailing_slash:
-            return _Redirect(request.path.rstrip(b"/") or b"/")
-        if self.param_child is None or name == b"":
-            return self.not_found()
-        value = name.decode("utf-8", "replace")  # twisted.web has already unquoted segments
-        if "/" in value:
-            return self.not_found()
-        if _ENCODED.search(value) and not self._router.disable_path_decoding:
-            return _Fixed(GatewayResponse(400, (("Content-Type", "text/plain; charset=utf-8"),),
-                                          b"error: encoded url params"))
-        _params(request).append(value)
-        return self.param_child
+        found = self._step(name.decode("utf-8", "replace"))  # twisted.web has unquoted it
+        if found is None or "/" in found[1]:
+            return _Miss(self._root)
+        node, value = found
+        if node is self.param_child:
+            _params(request).append(value)
+        else:
+            for regex, pattern_node in self.patterns:
+                if pattern_node is node:
+                    _params(request).append(regex.fullmatch(value).group(1))
+                    break
+        return node
 
     def render(self, request: server.Request) -> Any:
         """
-        Dispatch on the method, or answer 404/405 as gin does.
+        Dispatch on the method; without a route for it, answer as gin does (redirects, 405, 404).
         """
         method = request.method.decode("ascii", "replace")
+        if not self.serves(method):
+            return _Miss(self._root).render(request)
+        if not self._router.disable_path_decoding:
+            bad = _bad_param(_params(request))
+            if bad is not None:
+                return _respond_now(request, GatewayResponse(
+                    400, (("Content-Type", "text/plain; charset=utf-8"),), bad.encode("utf-8")))
         handler = self.handlers.get(method)
         if handler is not None:
             return handler(request)
-        if not self.handlers:
-            child = self.children.get(b"")
-            if isinstance(child, RouteNode) and child.handlers \
-                    and not self._router.disable_redirect_trailing_slash:
-                return _Redirect(request.path + b"/").render(request)
-            return self.not_found().render(request)
-        if method == "OPTIONS" and self._router.auto_options:
-            allow = ", ".join(sorted(self.handlers))
-            return _respond_now(request, GatewayResponse(200, (
-                ("Allow", allow), ("X-Krakend", version_header(self._router))), b""))
-        if self._router.disable_handle_method_not_allowed:
-            return self.not_found().render(request)
-        return _respond_now(request, router_error(405, self._router, list(self.handlers)))
+        return _respond_now(request, GatewayResponse(200, (
+            ("Allow", self.options_allow), ("X-Krakend", version_header(self._router))), b""))
+
+
+def _bad_param(values: Sequence[str]) -> Optional[str]:
+    """
+    lura's C{paramChecker}: the 400 body for a parameter value that is still encoded (or holds
+    C{?} or C{#}) after decoding, or C{None} when every value is clean.
+    """
+    for value in values:
+        invalid = _INVALID_ESCAPE.search(value)
+        if invalid is not None:
+            return f'error: invalid URL escape "{value[invalid.start():invalid.start() + 3]}"'
+        if _ENCODED.search(value):
+            return "error: encoded url params"
+    return None
 
 
 def _params(request: server.Request) -> list:
@@ -178,63 +260,99 @@ def clean_path(path: str) -> str:
     return cleaned
 
 
-class _NotFound(Resource):
+class _Miss(Resource):
     """
-    A path with no route: redirect to the fixed path when one matches, else KrakenD's 404.
+    A request with no route for its method, answered as gin does: a trailing-slash redirect,
+    then a fixed-path redirect (both looked up among the routes for that method), then a 405
+    when the path has routes for other methods, then KrakenD's 404.
     """
 
     isLeaf = True
 
-    def __init__(self, root: RouteNode, router: RouterOptions) -> None:
+    def __init__(self, root: RouteNode) -> None:
         super().__init__()
         self._root = root
-        self._router = router
 
     def render(self, request: server.Request) -> bytes:
-        if not self._router.disable_redirect_fixed_path:
-            path = request.path.decode("utf-8", "replace")
-            fixed = self._root.fixed_path(path)
-            if fixed is not None and fixed != path:
-                return _Redirect(fixed.encode("utf-8")).render(request)
-        return _respond_now(request, router_error(404, self._router))
+        root, router = self._root, self._root._router
+        method = request.method.decode("ascii", "replace")
+        path = _decoded_path(request)
+        if path != "/":
+            if not router.disable_redirect_trailing_slash:
+                other = path[:-1] if path.endswith("/") else path + "/"
+                node = root.lookup(other)
+                if node is not None and node.serves(method):
+                    return _Redirect(other).render(request)
+            if not router.disable_redirect_fixed_path:
+                fixed = root.fixed_path(path, method)
+                if fixed is not None:
+                    return _Redirect(fixed).render(request)
+        node = root.lookup(path)
+        allowed = node.allowed(method) if node is not None else []
+        if allowed and not router.disable_handle_method_not_allowed:
+            return _respond_now(request, router_error(405, router, allowed))
+        return _respond_now(request, router_error(404, router))
 
 
-class _Fixed(Resource):
+def _decoded_path(request: server.Request) -> str:
     """
-    A leaf that always gives the same answer (404s and 400s found during traversal).
+    The request path decoded, as Go's C{URL.Path}.
     """
-
-    isLeaf = True
-
-    def __init__(self, response: GatewayResponse) -> None:
-        super().__init__()
-        self._response = response
-
-    def render(self, request: server.Request) -> bytes:
-        return _respond_now(request, self._response)
+    return unquote(request.path.decode("utf-8", "replace"))
 
 
 class _Redirect(Resource):
     """
-    gin's trailing-slash redirect: 301 for GET, 307 for other methods.
+    gin's redirects: 301 for GET, 307 for other methods, made by Go's C{http.Redirect} (the
+    path escaped, the query kept, an HTML body for GET, a Content-Type for GET and HEAD).
     """
 
     isLeaf = True
 
-    def __init__(self, location: bytes) -> None:
+    def __init__(self, path: str) -> None:
+        """
+        @param path: the decoded path to redirect to.
+        """
         super().__init__()
-        self._location = location
+        self._path = path
 
     def render(self, request: server.Request) -> bytes:
-        query = request.uri.partition(b"?")[2]
-        location = self._location + (b"?" + query if query else b"")
+        query = request.uri.partition(b"?")[2].decode("latin-1")
+        location = quote(self._path, safe="/$&+,:;=@") + ("?" + query if query else "")
         status = 301 if request.method == b"GET" else 307
+        headers: tuple = (("Location", location),)
+        if request.method in (b"GET", b"HEAD"):
+            headers += (("Content-Type", "text/html; charset=utf-8"),)
         body = b""
         if request.method == b"GET":
-            body = b'<a href="' + location + b'">Moved Permanently</a>.\n\n'
-        response = GatewayResponse(status, (("Location", location.decode("latin-1")),
-                                            ("Content-Type", "text/html; charset=utf-8")), body)
-        return _respond_now(request, response)
+            body = f'<a href="{_html_escape(location)}">Moved Permanently</a>.\n\n'.encode("utf-8")
+        return _respond_now(request, GatewayResponse(status, headers, body))
+
+
+def _html_escape(text: str) -> str:
+    """
+    Go's C{htmlEscape}, as C{http.Redirect} uses it.
+    """
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        text = text.replace(char, entity)
+    return text
+
+
+def go_parse_query(query: str) -> list:
+    """
+    Go's C{url.ParseQuery}, as KrakenD reads a client query: pairs split on C{&}, C{+} as a
+    space; a pair holding C{;} or an invalid escape is dropped.
+
+    @param query: the raw query, without C{?}.
+    @return: (name, value) pairs in order.
+    """
+    pairs = []
+    for pair in query.split("&"):
+        if not pair or ";" in pair or _INVALID_ESCAPE.search(pair):
+            continue
+        name, _, value = pair.partition("=")
+        pairs.append((unquote_plus(name), unquote_plus(value)))
+    return pairs
 
 
 def incoming_request(request: server.Request, param_names: Sequence[str]) -> IncomingRequest:
@@ -251,7 +369,7 @@ def incoming_request(request: server.Request, param_names: Sequence[str]) -> Inc
     return IncomingRequest(
         method=request.method.decode("ascii", "replace"),
         path=request.path.decode("latin-1"),
-        query=tuple(parse_qsl(query, keep_blank_values=True)),
+        query=tuple(go_parse_query(query)),
         headers={k.decode("latin-1"): [v.decode("latin-1") for v in vs]
                  for k, vs in request.requestHeaders.getAllRawHeaders()},
         params=dict(zip(param_names, _params(request))),
@@ -319,7 +437,7 @@ class _Introspection(Resource):
 
     def render(self, request: server.Request) -> bytes:
         if not request.postpath:
-            return _Redirect(request.path + b"/").render(request)
+            return _Redirect(_decoded_path(request) + "/").render(request)
         request.content.seek(0)
         body = encoding.dumps(self._answer(request, request.content.read()))
         return _respond_now(request, GatewayResponse(
@@ -334,23 +452,32 @@ def _debug_answer(request: server.Request, body: bytes) -> dict:
 
 
 def _echo_answer(request: server.Request, body: bytes) -> dict:
+    """
+    lura's C{echoResponse}: a Go struct, so its fields come in declaration order; the URI
+    details' C{query} is the parsed query encoded again (keys sorted), C{host} the Host header,
+    and the headers are Go's (canonical names, without Host).
+    """
     uri = request.uri.decode("latin-1")
-    path, _, query = uri.partition("?")
-    query, _, fragment = query.partition("#")
+    query = uri.partition("?")[2].partition("#")[0]
     querystring: dict = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in go_parse_query(query):
         querystring.setdefault(name, []).append(value)
-    headers = {k.decode("latin-1"): [v.decode("latin-1") for v in vs]
-               for k, vs in request.requestHeaders.getAllRawHeaders()}
-    return {
-        "req_uri": uri,
-        "req_uri_details": {"user": "", "host": "", "path": request.path.decode("utf-8", "replace"),
-                            "query": query, "fragment": fragment},
-        "req_method": request.method.decode("latin-1"),
-        "req_querystring": querystring,
-        "req_body": body.decode("utf-8", "replace"),
-        "req_headers": headers,
-    }
+    headers: dict = {}
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        key = canonical_header(name.decode("latin-1"))
+        if key != "Host":
+            headers.setdefault(key, []).extend(v.decode("latin-1") for v in values)
+    encoded = "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k in sorted(querystring)
+                       for v in querystring[k])
+    return StructObject(
+        req_uri=uri,
+        req_uri_details={"user": "", "host": (request.getHeader(b"host") or b"").decode("latin-1"),
+                         "path": _decoded_path(request), "query": encoded, "fragment": ""},
+        req_method=request.method.decode("latin-1"),
+        req_querystring=querystring,
+        req_body=body.decode("utf-8", "replace"),
+        req_headers=headers,
+    )
 
 
 def health_handler(started: datetime) -> Handler:
@@ -382,9 +509,22 @@ def build_tree(config: ServiceConfig, pipelines: Sequence[Any]) -> RouteNode:
     @return: the root resource.
     """
     root = RouteNode(config.router)
+    order = ["GET"] if not config.router.disable_health else []  # the health route comes first
+    if config.debug_endpoint or config.echo_endpoint:
+        order += list(_ANY_METHODS)
+    options: dict = {}
     for pipeline in pipelines:
         endpoint = pipeline.endpoint
-        _node_for(root, endpoint.path).handlers[endpoint.method] = pipeline_handler(pipeline)
+        node = _node_for(root, endpoint.path, endpoint.params)
+        node.handlers[endpoint.method] = pipeline_handler(pipeline)
+        options.setdefault(node, []).append(endpoint.method)
+        order.append(endpoint.method)
+    if config.router.auto_options:
+        order.append("OPTIONS")
+        for node, methods in options.items():
+            node.options_allow = ", ".join(sorted(methods))
+    for method in order:
+        root.method_order.setdefault(method, len(root.method_order))
     if config.debug_endpoint:
         root.putChild(b"__debug", _Introspection(_debug_answer))
     if config.echo_endpoint:
@@ -395,8 +535,8 @@ def build_tree(config: ServiceConfig, pipelines: Sequence[Any]) -> RouteNode:
     return root
 
 
-def _node_for(root: RouteNode, path: str) -> RouteNode:
+def _node_for(root: RouteNode, path: str, params: Sequence[str] = ()) -> RouteNode:
     node = root
     for segment in path.split("/")[1:]:
-        node = node.child_for(segment)
+        node = node.child_for(segment, params)
     return node

@@ -84,11 +84,14 @@ class HeaderTests(SynchronousTestCase):
 
     def test_backend_filter(self):
         """
-        A backend-level input_headers keeps only the listed names, dropping X-Forwarded-*.
+        A backend-level input_headers keeps only the listed names, dropping X-Forwarded-* and
+        the gateway's User-Agent: Go's client then sends its own.
         """
         endpoint, backend = endpoint_with({"input_headers": ["Authorization", "X-Y-Z"]},
                                           {"input_headers": ["X-Y-Z"]})
-        self.assertEqual(set(self.names(build_request(endpoint, backend, INCOMING))), {"X-Y-Z"})
+        outgoing = build_request(endpoint, backend, INCOMING)
+        self.assertEqual(set(self.names(outgoing)), {"X-Y-Z", "User-Agent"})
+        self.assertIn(("User-Agent", "Go-http-client/1.1"), outgoing.headers)
 
 
 class QueryTests(SynchronousTestCase):

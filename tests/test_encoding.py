@@ -351,15 +351,15 @@ class DecodeJSONTests(SynchronousTestCase):
     def test_safejson(self) -> None:
         """
         C{safejson} accepts any JSON: objects as they are, arrays as C{collection}, and scalars
-        under C{result} (the key lura's C{SafeJSONDecoder} uses).
+        under C{content} (the reference, krakend-behaviour.md section 3.4).
         """
         cases = [
             (b'{"a":1}', {"a": 1}),
             (b"[1,2.0]", {"collection": [1, JSONNumber("2.0")]}),
-            (b'"hi"', {"result": "hi"}),
-            (b"1.50", {"result": JSONNumber("1.50")}),
-            (b"true", {"result": True}),
-            (b"null", {"result": None}),
+            (b'"hi"', {"content": "hi"}),
+            (b"1.50", {"content": JSONNumber("1.50")}),
+            (b"true", {"content": True}),
+            (b"null", {"content": None}),
         ]
         for body, expected in cases:
             self.assertEqual(decode("safejson", body), expected, body)
@@ -618,10 +618,10 @@ class NegotiateTests(SynchronousTestCase):
             ("", "json"),
             ("application/json", "json"),
             ("application/xml", "xml"),
-            ("text/xml", "xml"),
+            ("text/xml", "json"),
             ("text/plain", "yaml"),
             ("application/x-yaml", "yaml"),
-            ("application/yaml", "yaml"),
+            ("application/yaml", "json"),
             ("*/*", "json"),
             ("*", "json"),
             ("text/*", "yaml"),
