@@ -14,7 +14,6 @@ import json
 from typing import Any, Optional
 
 from twisted.application import strports
-from twisted.application.service import Service
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 

@@ -13,9 +13,8 @@ then KrakenD's 404.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Optional, Sequence
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
+from typing import Any, Callable, Optional, Sequence
+from urllib.parse import quote, unquote, unquote_plus
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -23,10 +22,8 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from shadowtwist import encoding
 from shadowtwist.backend import IncomingRequest
-from shadowtwist.config import RouterOptions, ServiceConfig, canonical_header
-from shadowtwist.encoding import StructObject
+from shadowtwist.config import RouterOptions, ServiceConfig
 from shadowtwist.responses import GatewayResponse, router_error, version_header
 
 _log = Logger(namespace="shadowtwist.routing")
@@ -53,7 +50,7 @@ def write_response(request: server.Request, response: GatewayResponse) -> None:
     request.finish()
 
 
-def _respond_now(request: server.Request, response: GatewayResponse) -> bytes:
+def respond_now(request: server.Request, response: GatewayResponse) -> bytes:
     request.defaultContentType = None
     write_response(request, response)
     return server.NOT_DONE_YET
@@ -211,12 +208,12 @@ class RouteNode(Resource):
         if not self._router.disable_path_decoding:
             bad = _bad_param(_params(request))
             if bad is not None:
-                return _respond_now(request, GatewayResponse(
+                return respond_now(request, GatewayResponse(
                     400, (("Content-Type", "text/plain; charset=utf-8"),), bad.encode("utf-8")))
         handler = self.handlers.get(method)
         if handler is not None:
             return handler(request)
-        return _respond_now(request, GatewayResponse(200, (
+        return respond_now(request, GatewayResponse(200, (
             ("Allow", self.options_allow), ("X-Krakend", version_header(self._router))), b""))
 
 
@@ -276,32 +273,32 @@ class _Miss(Resource):
     def render(self, request: server.Request) -> bytes:
         root, router = self._root, self._root._router
         method = request.method.decode("ascii", "replace")
-        path = _decoded_path(request)
+        path = decoded_path(request)
         if path != "/":
             if not router.disable_redirect_trailing_slash:
                 other = path[:-1] if path.endswith("/") else path + "/"
                 node = root.lookup(other)
                 if node is not None and node.serves(method):
-                    return _Redirect(other).render(request)
+                    return Redirect(other).render(request)
             if not router.disable_redirect_fixed_path:
                 fixed = root.fixed_path(path, method)
                 if fixed is not None:
-                    return _Redirect(fixed).render(request)
+                    return Redirect(fixed).render(request)
         node = root.lookup(path)
         allowed = node.allowed(method) if node is not None else []
         if allowed and not router.disable_handle_method_not_allowed:
-            return _respond_now(request, router_error(405, router, allowed))
-        return _respond_now(request, router_error(404, router))
+            return respond_now(request, router_error(405, router, allowed))
+        return respond_now(request, router_error(404, router))
 
 
-def _decoded_path(request: server.Request) -> str:
+def decoded_path(request: server.Request) -> str:
     """
     The request path decoded, as Go's C{URL.Path}.
     """
     return unquote(request.path.decode("utf-8", "replace"))
 
 
-class _Redirect(Resource):
+class Redirect(Resource):
     """
     gin's redirects: 301 for GET, 307 for other methods, made by Go's C{http.Redirect} (the
     path escaped, the query kept, an HTML body for GET, a Content-Type for GET and HEAD).
@@ -326,7 +323,7 @@ class _Redirect(Resource):
         body = b""
         if request.method == b"GET":
             body = f'<a href="{_html_escape(location)}">Moved Permanently</a>.\n\n'.encode("utf-8")
-        return _respond_now(request, GatewayResponse(status, headers, body))
+        return respond_now(request, GatewayResponse(status, headers, body))
 
 
 def _html_escape(text: str) -> str:
@@ -423,89 +420,13 @@ def pipeline_handler(pipeline: Any) -> Handler:
     return handle
 
 
-class _Introspection(Resource):
-    """
-    C{/__debug/*} and C{/__echo/*}: any method, no X-Krakend headers; C{/__debug} and
-    C{/__echo} without the slash redirect to it (KrakenD section 8.2 and 8.3).
-    """
-
-    isLeaf = True
-
-    def __init__(self, answer: Callable[[server.Request, bytes], dict]) -> None:
-        super().__init__()
-        self._answer = answer
-
-    def render(self, request: server.Request) -> bytes:
-        if not request.postpath:
-            return _Redirect(_decoded_path(request) + "/").render(request)
-        request.content.seek(0)
-        body = encoding.dumps(self._answer(request, request.content.read()))
-        return _respond_now(request, GatewayResponse(
-            200, (("Content-Type", "application/json; charset=utf-8"),), body))
-
-
-def _debug_answer(request: server.Request, body: bytes) -> dict:
-    _log.debug("debug endpoint: {method} {uri} headers={headers} body={body!r}",
-               method=request.method.decode("latin-1"), uri=request.uri.decode("latin-1"),
-               headers=dict(request.requestHeaders.getAllRawHeaders()), body=body)
-    return {"message": "pong"}
-
-
-def _echo_answer(request: server.Request, body: bytes) -> dict:
-    """
-    lura's C{echoResponse}: a Go struct, so its fields come in declaration order; the URI
-    details' C{query} is the parsed query encoded again (keys sorted), C{host} the Host header,
-    and the headers are Go's (canonical names, without Host).
-    """
-    uri = request.uri.decode("latin-1")
-    query = uri.partition("?")[2].partition("#")[0]
-    querystring: dict = {}
-    for name, value in go_parse_query(query):
-        querystring.setdefault(name, []).append(value)
-    headers: dict = {}
-    for name, values in request.requestHeaders.getAllRawHeaders():
-        key = canonical_header(name.decode("latin-1"))
-        if key != "Host":
-            headers.setdefault(key, []).extend(v.decode("latin-1") for v in values)
-    encoded = "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k in sorted(querystring)
-                       for v in querystring[k])
-    return StructObject(
-        req_uri=uri,
-        req_uri_details={"user": "", "host": (request.getHeader(b"host") or b"").decode("latin-1"),
-                         "path": _decoded_path(request), "query": encoded, "fragment": ""},
-        req_method=request.method.decode("latin-1"),
-        req_querystring=querystring,
-        req_body=body.decode("utf-8", "replace"),
-        req_headers=headers,
-    )
-
-
-def health_handler(started: datetime) -> Handler:
-    """
-    C{GET /__health}: C{{"agents":{},"now":"<time>","status":"ok"}} (KrakenD section 8.1).
-    """
-
-    def handle(request: server.Request) -> bytes:
-        now = datetime.now(timezone.utc)
-        body = encoding.dumps({"agents": {}, "now": go_time(now), "status": "ok"})
-        return _respond_now(request, GatewayResponse(
-            200, (("Content-Type", "application/json; charset=utf-8"),), body))
-
-    return handle
-
-
-def go_time(moment: datetime) -> str:
-    """
-    A UTC time the way Go's C{time.String()} prints it (without the monotonic part).
-    """
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f") + "000 +0000 UTC"
-
-
-def build_tree(config: ServiceConfig, pipelines: Sequence[Any]) -> RouteNode:
+def build_tree(config: ServiceConfig, pipelines: Sequence[Any], builtins: Any) -> RouteNode:
     """
     Build the Resource tree.
 
     @param pipelines: one pipeline per endpoint, in config order (each knows its C{endpoint}).
+    @param builtins: the gateway's own endpoints (L{shadowtwist.builtin}), with C{debug()},
+        C{echo()} and C{health()}.
     @return: the root resource.
     """
     root = RouteNode(config.router)
@@ -526,12 +447,11 @@ def build_tree(config: ServiceConfig, pipelines: Sequence[Any]) -> RouteNode:
     for method in order:
         root.method_order.setdefault(method, len(root.method_order))
     if config.debug_endpoint:
-        root.putChild(b"__debug", _Introspection(_debug_answer))
+        root.putChild(b"__debug", builtins.debug())
     if config.echo_endpoint:
-        root.putChild(b"__echo", _Introspection(_echo_answer))
+        root.putChild(b"__echo", builtins.echo())
     if not config.router.disable_health:
-        started = datetime.now(timezone.utc)
-        _node_for(root, config.router.health_path).handlers["GET"] = health_handler(started)
+        _node_for(root, config.router.health_path).handlers["GET"] = builtins.health()
     return root
 
 

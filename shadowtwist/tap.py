@@ -25,6 +25,7 @@ from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, l
 from shadowtwist.metrics import GatewayMetrics, enable_multiprocess
 from shadowtwist.passthrough import PassthroughPipeline
 from shadowtwist.pipeline import EndpointPipeline
+from shadowtwist import builtin
 from shadowtwist.routing import build_tree
 from shadowtwist.shadow import ShadowDispatcher
 from shadowtwist.workers import WorkerPool, new_metrics_directory
@@ -139,7 +140,7 @@ class GatewayService(MultiService):
             for backend in endpoint.shadows:
                 self.shadows.shadow_for(endpoint, backend)
         site_class = QuietSite if config.router.disable_access_log else Site
-        self.site = site_class(build_tree(config, pipelines), reactor=reactor)
+        self.site = site_class(build_tree(config, pipelines, builtin), reactor=reactor)
         self.site.displayTracebacks = False
         self.admin_site = admin_site(self.metrics, self.shadows.registry, self.shadows.now, reactor)
 

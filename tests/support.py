@@ -6,7 +6,7 @@ without sockets (treq's in-memory agent on both sides, a L{task.Clock} for deadl
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from treq.testing import RequestTraversalAgent, StubTreq
 from twisted.internet.task import Clock

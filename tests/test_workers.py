@@ -67,7 +67,7 @@ class WorkersTests(TestCase):
         With --workers 2 a second process serves the same port, /metrics sums the requests of
         both, and stopping twistd stops the worker too.
         """
-        port, admin, health = free_port(), free_port(), free_port()
+        port, admin = free_port(), free_port()
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"version": 3, "endpoints": [{"endpoint": "/h", "backend": [
                 {"host": [f"http://127.0.0.1:{port}"], "url_pattern": "/__health"}]}]}, f)
