@@ -4,10 +4,17 @@ Tests for L{shadowtwist.backend}: the outgoing request KrakenD would send.
 
 from __future__ import annotations
 
+from OpenSSL import SSL
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import URI
 
 import shadowtwist
-from shadowtwist.backend import IncomingRequest, build_request, fill_url_pattern, forwarded_query
+from shadowtwist.backend import (
+    BackendClient, CachingAgent, IncomingRequest, _InsecurePolicy, build_request, fill_url_pattern,
+    forwarded_query, make_pool,
+)
 from shadowtwist.config import parse_config
 
 
@@ -172,3 +179,43 @@ class HostChoiceTests(SynchronousTestCase):
         self.assertEqual(build_request(endpoint, backend, incoming).body, b"{}")
         endpoint, backend = endpoint_with()
         self.assertIsNone(build_request(endpoint, backend, incoming).body)
+
+
+class ClientSettingsTests(SynchronousTestCase):
+    """
+    KrakenD's service-level HTTP client keys map onto the connection pool and agent.
+    """
+
+    def test_pool_settings(self):
+        """
+        max_idle_connections_per_host, idle_connection_timeout and disable_keep_alives shape the
+        pool; dialer_timeout bounds connecting; IP literals connect without name resolution.
+        """
+        config = parse_config({"version": 3, "max_idle_connections_per_host": 12,
+                               "idle_connection_timeout": "30s", "dialer_timeout": "3s",
+                               "endpoints": []})
+        reactor = MemoryReactorClock()
+        pool = make_pool(reactor, config.client)
+        self.assertEqual(pool.maxPersistentPerHost, 12)
+        self.assertEqual(pool.cachedConnectionTimeout, 30)
+        self.assertTrue(pool.persistent)
+        self.assertFalse(make_pool(reactor, parse_config(
+            {"version": 3, "disable_keep_alives": True, "endpoints": []}).client).persistent)
+        agent = CachingAgent(reactor, None, pool, connectTimeout=config.client.dialer_timeout)
+        endpoint = agent._getEndpoint(URI.fromBytes(b"http://127.0.0.1:8001/x"))
+        self.assertIsInstance(endpoint, TCP4ClientEndpoint)
+        self.assertEqual(endpoint._timeout, 3)
+        self.assertIs(agent._getEndpoint(URI.fromBytes(b"http://127.0.0.1:8001/y")), endpoint)
+        BackendClient(reactor, config.client)  # builds with these settings
+
+    def test_insecure_connections(self):
+        """
+        allow_insecure_connections gives a TLS policy that does not verify certificates.
+        """
+        creator = _InsecurePolicy().creatorForNetloc(b"backend.test", 443)
+        connection = creator.clientConnectionForTLS(None)
+        self.assertEqual(connection.get_context().get_verify_mode(), SSL.VERIFY_NONE)
+        client_options = parse_config({"version": 3, "allow_insecure_connections": True,
+                                       "endpoints": []}).client
+        self.assertTrue(client_options.allow_insecure_connections)
+        BackendClient(MemoryReactorClock(), client_options)
