@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from shadowtwist.encoding import json_type
+
 __all__ = [
     "Comparison",
     "DiffList",
@@ -457,35 +459,6 @@ def compile_ignore(patterns: Iterable[str] | None) -> IgnoreRules:
 # Structural diff
 
 
-def _json_type(value: object) -> str:
-    """
-    Name the JSON type of a decoded value.
-
-    Anything that is not an object, array, string, boolean or null counts as a number, so that any
-    number class works.
-
-    @param value: a decoded JSON value.
-    @return: one of C{object}, C{array}, C{string}, C{boolean}, C{null}, C{number}.
-    """
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, tuple):
-        return "array"
-    if isinstance(value, (bytes, bytearray)):
-        return "string"
-    return "number"
-
-
 _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 """Exact types whose values are equal when C{==} says so (both sides of the very same type)."""
 
@@ -581,8 +554,8 @@ def _leaf_difference(primary: object, shadow: object) -> str | None:
         return REMOVED
     if primary is _MISSING:
         return ADDED
-    primary_type = _json_type(primary)
-    if primary_type != _json_type(shadow):
+    primary_type = json_type(primary)
+    if primary_type != json_type(shadow):
         return TYPE
     if primary_type in ("object", "array"):
         return _DESCEND
@@ -673,7 +646,7 @@ def diff_json(
                 if not _append_difference(result, kind, p, s, path, max_differences):
                     break
                 continue
-            json_type = _json_type(p)
+            json_type = json_type(p)
         if try_encoding:
             identical = _identical_encoding(p, s)
             if identical:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from xml.parsers import expat
@@ -224,17 +225,32 @@ def _go_text(body: bytes) -> str:
         return _SURROGATES_RE.sub("\ufffd", body.decode("utf-8", "surrogateescape"))
 
 
-def _type_name(value: Any) -> str:
+def json_type(value: object) -> str:
+    """
+    Name the JSON type of a decoded value.
+
+    Anything that is not an object, array, string, boolean or null counts as a number, so that any
+    number class works.
+
+    @param value: a decoded JSON value.
+    @return: one of C{object}, C{array}, C{string}, C{boolean}, C{null}, C{number}.
+    """
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return "object"
+    if isinstance(value, tuple):
+        return "array"
+    if isinstance(value, (bytes, bytearray)):
+        return "string"
     return "number"
 
 
@@ -592,12 +608,12 @@ def _decode_json(body: bytes, is_collection: bool) -> Dict[str, Any]:
     if is_collection:
         if value is None or isinstance(value, list):
             return {"collection": value}
-        raise DecodeError(f"invalid JSON: expected an array, got {_type_name(value)}")
+        raise DecodeError(f"invalid JSON: expected an array, got {json_type(value)}")
     if value is None:
         return {}  # Go decodes null into a nil map without error
     if isinstance(value, dict):
         return value
-    raise DecodeError(f"invalid JSON: expected an object, got {_type_name(value)}")
+    raise DecodeError(f"invalid JSON: expected an object, got {json_type(value)}")
 
 
 def _decode_safejson(body: bytes, is_collection: bool) -> Dict[str, Any]:
