@@ -313,6 +313,25 @@ class CompareTests(SynchronousTestCase):
         self.assertEqual(stats["compare"]["noise"], 1)
         self.assertIn(True, [f["noise"] for f in stats["fields"] if f["path"] == "/nonce"])
 
+    def test_identical_bytes_skip_the_diff(self):
+        """
+        A shadow answering byte for byte like the primary (same status, same shaping) is a match
+        without decoding or diffing anything.
+        """
+        import shadowtwist.shadow as shadow_module
+
+        harness, shadows = harness_for({})
+        answer = (200, {"Content-Type": "application/json"}, b'{"id": 1, "items": [1, 2, 3]}')
+        harness.backends.route("/v1/item/1", answer)
+        shadows.route("/v2/item/1", answer)
+
+        def no_diff(*args, **kwargs):
+            raise AssertionError("the structural diff ran")
+
+        self.patch(shadow_module, "compare", no_diff)
+        self.successResultOf(harness.request("GET", "/item/1"))
+        self.assertEqual(stats_of(harness)["compare"]["match"], 1)
+
     def test_status_difference(self):
         """
         A shadow answering 404 where the primary answered 200 is a status mismatch.
