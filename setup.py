@@ -34,7 +34,10 @@ setup(
         "service-identity >= 23.1",
         "pyopenssl >= 24.0",
         # cryptography 43.0.3 is the newest with a PyPy 3.9 wheel; newer ones need a Rust build.
+        # The two caps below spare pip a long backtrack to the releases that still accept it.
         "cryptography >= 42, < 44; platform_python_implementation == 'PyPy'",
+        "pyopenssl < 25.2; platform_python_implementation == 'PyPy'",
+        "service-identity < 26.1; platform_python_implementation == 'PyPy'",
         "pyyaml >= 6.0",
         "prometheus-client >= 0.20",
     ],

@@ -28,7 +28,7 @@ from shadowtwist.pipeline import EndpointPipeline
 from shadowtwist import builtin
 from shadowtwist.routing import build_tree
 from shadowtwist.shadow import ShadowDispatcher
-from shadowtwist.workers import WorkerPool, new_metrics_directory
+from shadowtwist.workers import ListenAddress, ReusePortListener, WorkerPool, new_metrics_directory
 
 _log = Logger(namespace="shadowtwist.tap")
 
@@ -194,13 +194,14 @@ def makeService(options: Options, reactor: Any = None) -> GatewayService:
         metrics_dir = new_metrics_directory()
         enable_multiprocess(metrics_dir)
     gateway = GatewayService(options["gateway"], reactor)
-    listeners = []
-    for description in options["listen"]:
-        listener = strports.service(description, gateway.site, reactor=reactor)
-        listener.setServiceParent(gateway)
-        listeners.append(listener)
-    if metrics_dir is not None:
-        WorkerPool(reactor, options["config"], options["workers"] - 1, listeners,
+    if metrics_dir is None:
+        for description in options["listen"]:
+            strports.service(description, gateway.site, reactor=reactor).setServiceParent(gateway)
+    else:
+        addresses = [ListenAddress.from_description(d, reactor) for d in options["listen"]]
+        for address in addresses:
+            ReusePortListener(address, gateway.site, reactor).setServiceParent(gateway)
+        WorkerPool(reactor, options["config"], options["workers"] - 1, addresses,
                    metrics_dir).setServiceParent(gateway)
     admin = options["admin"] or options["gateway"].shadowgw.admin
     if admin:

@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.test_workers -*-
 """
-C{--workers N}: N processes sharing the listening sockets, each with its own event loop.
+C{--workers N}: N processes serving the same ports, each with its own event loop.
 
-The twistd process binds every listener itself (so a busy port still makes twistd exit
-non-zero), serves on them, and starts N - 1 worker processes (C{python -m shadowtwist.workers})
-that adopt the same sockets; the kernel spreads new connections over all of them. Prometheus
+Every process, the twistd one and the N - 1 workers it starts (C{python -m shadowtwist.workers}),
+binds each listening address with C{SO_REUSEPORT}, so that the kernel spreads new connections
+evenly over them. (Sharing one inherited socket instead lets whichever process wakes first take a
+whole burst of connections.) The twistd process binds first, so a busy port still makes it exit
+non-zero. Prometheus
 metrics are written to a shared directory and summed by the admin listener, which runs in the
 twistd process only. A worker that dies is started again; workers stop with the twistd process
 (they also stop by themselves when its pipe to them closes).
@@ -21,7 +23,7 @@ import tempfile
 from typing import Any, List, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, gatherResults
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
@@ -29,14 +31,101 @@ _log = Logger(namespace="shadowtwist.workers")
 RESTART_DELAY = 1.0
 
 
+def reuse_port_socket(address: "ListenAddress") -> socket.socket:
+    """
+    A listening socket on C{address} with C{SO_REUSEPORT}, for the processes serving it.
+
+    @raise OSError: when the address cannot be bound (for example, it is busy).
+    """
+    family = socket.AF_INET6 if ":" in address.interface else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind((address.interface or ("::" if family == socket.AF_INET6 else ""), address.port))
+        listener.listen(address.backlog)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+class ListenAddress:
+    """
+    Where a C{tcp:} listener listens: port, interface and backlog.
+    """
+
+    def __init__(self, port: int, interface: str = "", backlog: int = 50) -> None:
+        self.port = port
+        self.interface = interface
+        self.backlog = backlog
+
+    @classmethod
+    def from_description(cls, description: str, reactor: Any) -> "ListenAddress":
+        """
+        Read a C{tcp:PORT[:interface=...][:backlog=...]} endpoint description.
+        """
+        from twisted.internet.endpoints import serverFromString
+
+        endpoint = serverFromString(reactor, description)
+        # TCP4/6ServerEndpoint keep what they were given in these attributes.
+        return cls(endpoint._port, endpoint._interface, endpoint._backlog)
+
+    def as_argument(self) -> str:
+        """
+        The address as one command-line argument for a worker.
+        """
+        return f"{self.port},{self.interface},{self.backlog}"
+
+    @classmethod
+    def from_argument(cls, text: str) -> "ListenAddress":
+        """
+        The inverse of L{as_argument}.
+        """
+        port, interface, backlog = text.split(",")
+        return cls(int(port), interface, int(backlog))
+
+
+class ReusePortListener(Service):
+    """
+    The twistd process's own listener in C{--workers} mode: like C{strports.service}, but bound
+    with C{SO_REUSEPORT}. A bind failure stops the start.
+    """
+
+    def __init__(self, address: ListenAddress, factory: Any, reactor: Any) -> None:
+        self.address = address
+        self._factory = factory
+        self._reactor = reactor
+        self.port: Any = None
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind now, so that a busy port fails the start.
+        """
+        super().privilegedStartService()
+        listener = reuse_port_socket(self.address)
+        self.port = self._reactor.adoptStreamPort(listener.fileno(), listener.family, self._factory)
+        listener.close()
+
+    def stopService(self) -> Any:
+        """
+        Stop listening.
+        """
+        super().stopService()
+        if self.port is not None:
+            return self.port.stopListening()
+        return None
+
+
 class WorkerPool(Service):
     """
     Starts and supervises the extra worker processes.
 
-    @ivar listeners: the C{strports} services whose sockets the workers share.
+    @ivar addresses: the listening addresses every worker serves too.
     """
 
-    def __init__(self, reactor: Any, config_path: str, count: int, listeners: List[Any],
+    def __init__(self, reactor: Any, config_path: str, count: int, addresses: List[ListenAddress],
                  metrics_dir: str) -> None:
         """
         @param count: the number of extra processes (N - 1 for C{--workers N}).
@@ -45,26 +134,18 @@ class WorkerPool(Service):
         self._reactor = reactor
         self._config_path = config_path
         self._count = count
-        self.listeners = listeners
+        self.addresses = addresses
         self._metrics_dir = metrics_dir
-        self._fds: List[int] = []
         self._workers: dict = {}
         self._stopping = False
 
     def startService(self) -> None:
         """
-        Once every listener is bound, start the workers on their sockets.
+        Start the workers (the twistd process's own listeners are bound by now).
         """
         super().startService()
-        ports = gatherResults([listener._waitingForPort for listener in self.listeners])
-
-        def spawn_all(bound: list) -> None:
-            self._fds = [port.fileno() for port in bound]
-            for number in range(1, self._count + 1):
-                self._spawn(number)
-
-        ports.addCallback(spawn_all)
-        ports.addErrback(lambda failure: _log.failure("cannot start workers", failure))
+        for number in range(1, self._count + 1):
+            self._spawn(number)
 
     def _spawn(self, number: int) -> None:
         if self._stopping:
@@ -72,9 +153,8 @@ class WorkerPool(Service):
         args = [sys.executable, "-m", "shadowtwist.workers", "--config", self._config_path,
                 "--number", str(number)]
         child_fds: dict = {1: 1, 2: 2}
-        for fd in self._fds:
-            args += ["--fd", str(fd)]
-            child_fds[fd] = fd
+        for address in self.addresses:
+            args += ["--listen", address.as_argument()]
         protocol = _WorkerProtocol(self, number)
         self._workers[number] = protocol
         self._reactor.spawnProcess(protocol, sys.executable, args, env=dict(os.environ),
@@ -144,7 +224,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     """
     parser = argparse.ArgumentParser(description="shadowtwist worker (started by twistd shadowgw --workers)")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--fd", type=int, action="append", default=[])
+    parser.add_argument("--listen", action="append", default=[],
+                        help="port,interface,backlog (from the twistd process)")
     parser.add_argument("--number", type=int, default=0)
     options = parser.parse_args(argv)
 
@@ -163,12 +244,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     gateway = GatewayService(load_config(options.config), reactor)
     gateway.startService()
-    for fd in options.fd:
-        probe = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)
-        family = probe.family
-        probe.close()
-        reactor.adoptStreamPort(fd, family, gateway.site)
-        os.close(fd)
+    for text in options.listen:
+        listener = reuse_port_socket(ListenAddress.from_argument(text))
+        reactor.adoptStreamPort(listener.fileno(), listener.family, gateway.site)
+        listener.close()
 
     parent = os.getppid()
 
@@ -178,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     LoopingCall(orphaned).start(1.0, now=False)
     reactor.addSystemEventTrigger("before", "shutdown", gateway.stopService)
-    _log.info("worker {number} serving {count} socket(s)", number=options.number, count=len(options.fd))
+    _log.info("worker {number} serving {count} address(es)", number=options.number, count=len(options.listen))
     reactor.run()
 
 
