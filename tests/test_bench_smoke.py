@@ -1,0 +1,154 @@
+"""
+The benchmark's smoke mode still works: C{bench/bench.py --smoke} runs the gateway with one backend
+and with a black-holed shadow under a small bounded load, writes its table and JSON, and leaves no
+process behind.
+
+It needs no nginx, wrk or apt: only this interpreter with shadowtwist installed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List
+
+from twisted.trial import unittest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
+SMOKE_TIMEOUT = 180
+
+
+def commands_mentioning(text: str) -> list:
+    """The command lines of live processes that contain C{text}."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in command:
+            found.append(command)
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """Whether C{pid} is a live, non-zombie process."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            text = stat.read()
+    except OSError:
+        return False
+    return text[text.rfind(")") + 2:].split()[0] != "Z"
+
+
+def run_politely(argv: list, timeout: float) -> subprocess.CompletedProcess:
+    """Run C{argv}; past C{timeout} seconds, SIGTERM it (so that it stops its own children),
+    then SIGKILL it if it is still there 15 seconds later."""
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    return subprocess.CompletedProcess(argv, process.returncode, output, b"")
+
+
+@dataclass
+class SmokeRun:
+    """One run of the smoke benchmark: where it wrote, what it printed, what it reported."""
+
+    results_dir: Path
+    completed: subprocess.CompletedProcess
+    report: dict
+
+
+_SMOKE_RUNS: List[SmokeRun] = []
+
+
+def smoke_run() -> SmokeRun:
+    """Run C{bench.py --smoke} in a fresh results directory (removed when the test run ends),
+    once for the whole module."""
+    if not _SMOKE_RUNS:
+        results_dir = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
+        atexit.register(shutil.rmtree, str(results_dir), True)
+        completed = run_politely(
+            [sys.executable, str(BENCH), "--smoke", "--results-dir", str(results_dir)],
+            SMOKE_TIMEOUT)
+        latest = results_dir / "latest.json"
+        report = json.loads(latest.read_text()) if latest.exists() else {}
+        _SMOKE_RUNS.append(SmokeRun(results_dir, completed, report))
+    return _SMOKE_RUNS[0]
+
+
+class SmokeModeTests(unittest.TestCase):
+    """C{bench.py --smoke}, run once for all the tests of this class."""
+
+    def setUp(self) -> None:
+        """Get the (shared) smoke run."""
+        run = smoke_run()
+        self.results_dir, self.completed, self.report = run.results_dir, run.completed, run.report
+
+    def output(self) -> str:
+        """What the benchmark printed, for failure messages."""
+        return self.completed.stdout.decode("utf-8", "replace")[-4000:]
+
+    def test_exits_cleanly(self) -> None:
+        """The smoke run exits with status 0 and reports no problem."""
+        self.assertEqual(self.completed.returncode, 0, self.output())
+        self.assertEqual(self.report.get("problems"), [], self.output())
+
+    def test_prints_table(self) -> None:
+        """The table with both gateway scenarios and the ratios are printed."""
+        output = self.output()
+        self.assertIn("req/s", output)
+        self.assertIn("gw_one", output)
+        self.assertIn("gw_shadow_blackhole", output)
+        self.assertIn("ratio", output)
+
+    def test_json_numbers_are_sane(self) -> None:
+        """Both scenarios answered requests, with ordered percentiles, a measured RSS, and no
+        error without a shadow."""
+        medians = self.report.get("medians", {})
+        self.assertEqual(sorted(medians), ["gw_one@current", "gw_shadow_blackhole@current"],
+                         self.output())
+        for key, summary in medians.items():
+            self.assertEqual(summary["runs_ok"], 1, key)
+            self.assertGreater(summary["rps"], 0, key)
+            self.assertLessEqual(summary["p50_ms"], summary["p99_ms"], key)
+            self.assertGreater(summary["rss_after_mb"], 0, key)
+            self.assertGreater(summary["sockets_peak"], 0, key)
+        self.assertEqual(medians["gw_one@current"]["errors"], 0)
+
+    def test_black_hole_sockets_bounded(self) -> None:
+        """With a black-holed shadow, open sockets stay within max_in_flight (64) plus the
+        client and backend connections (16 each) and a small constant."""
+        summary = self.report["medians"]["gw_shadow_blackhole@current"]
+        self.assertLessEqual(summary["sockets_peak"], 64 + 2 * 16 + 16)
+
+    def test_no_process_left(self) -> None:
+        """Every process the benchmark started is gone, and none mentions its directory."""
+        started = self.report.get("started_pids", [])
+        self.assertTrue(started, self.output())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+                any(is_running(pid) for pid in started)
+                or commands_mentioning(str(self.results_dir))):
+            time.sleep(0.1)
+        self.assertEqual([pid for pid in started if is_running(pid)], [])
+        self.assertEqual(commands_mentioning(str(self.results_dir)), [])
