@@ -87,6 +87,7 @@ class EndpointPipeline:
         self._flatmap = endpoint.flatmap if several else None  # KrakenD ignores it for one backend
         metrics = metrics or GatewayMetrics()
         self._requests = metrics.requests
+        self._by_status: dict = {}
         self._duration = metrics.request_duration.labels(endpoint.path)
         self._backend_calls = [{outcome: metrics.backend_requests.labels(endpoint.path, b.label, outcome)
                                 for outcome in ("ok", "error", "timeout")} for b in self._primaries]
@@ -145,7 +146,12 @@ class EndpointPipeline:
         return merged
 
     def _count(self, status: int, latency: float) -> None:
-        self._requests.labels(self.endpoint.path, self.endpoint.method, str(status)).inc()
+        counter = self._by_status.get(status)
+        if counter is None:  # a handful of statuses per endpoint: bound the labels cache anyway
+            counter = self._requests.labels(self.endpoint.path, self.endpoint.method, str(status))
+            if len(self._by_status) < 64:
+                self._by_status[status] = counter
+        counter.inc()
         self._duration.observe(latency)
 
     def _call_in_sequence(self, incoming: IncomingRequest, call: "_RequestState") -> Deferred:
