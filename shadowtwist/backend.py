@@ -510,7 +510,7 @@ class BackendClient:
     def _request(self, outgoing: OutgoingRequest) -> Deferred:
         headers = Headers()
         for name, value in outgoing.headers:
-            headers.addRawHeader(name, value)
+            headers.addRawHeader(name.encode("latin-1"), _header_bytes(value))
         # An empty body still gets a producer so that every method with a body sends
         # Content-Length: 0, as Go does (Twisted alone only does it for POST and PUT).
         body = BytesProducer(outgoing.body) if outgoing.body is not None else None
@@ -553,6 +553,14 @@ class _CappedReader(Protocol):
         self._size = 0
         self._truncated = False
 
+    def stop(self) -> None:
+        """
+        Stop reading: nothing more is kept and the connection is dropped.
+        """
+        self._truncated = True
+        if self.transport is not None:
+            self.transport.stopProducing()
+
     def dataReceived(self, data: bytes) -> None:
         if self._truncated:
             return
@@ -574,6 +582,17 @@ class _CappedReader(Protocol):
             self._finished.errback(reason)
 
 
+def _header_bytes(value: str) -> bytes:
+    """
+    A header value back to bytes: client values were decoded as latin-1 and go back unchanged;
+    a configured value outside latin-1 is sent as UTF-8.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
 def read_capped(response: Any, limit: Optional[int] = None) -> Deferred:
     """
     Read at most C{limit} bytes of a response body (all of it when C{None}).
@@ -582,9 +601,9 @@ def read_capped(response: Any, limit: Optional[int] = None) -> Deferred:
     """
 
     def cancel(d: Deferred) -> None:
-        abort = getattr(reader.transport, "abortConnection", None)
-        if abort is not None:
-            abort()
+        # The body's transport is a producer proxy without abortConnection; stopping it drops
+        # the connection, so a timed-out or cancelled call frees its socket at once.
+        reader.stop()
 
     finished: Deferred = Deferred(cancel)
     reader = _CappedReader(finished, limit)

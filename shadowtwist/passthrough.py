@@ -122,6 +122,7 @@ class _Relay(Protocol):
         self._gone = False
         self._deadline: Any = None
         self.truncated = False
+        self.cut = False
         self.status: Optional[int] = None
         self.headers: dict = {}
         self.sent_headers: list = []
@@ -173,10 +174,16 @@ class _Relay(Protocol):
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         if not reason.check(ResponseDone, PotentialDataLoss):
-            self.truncated = True
+            self.cut = True
+        self.truncated = self.truncated or self.cut
         if not self._gone:
             self._request.unregisterProducer()
-            self._request.finish()
+            if self.cut:
+                # A cut body must not look complete (nor leave the client waiting for the rest
+                # of a Content-Length): drop the connection, as Go does.
+                self._request.channel.transport.abortConnection()
+            else:
+                self._request.finish()
         if not self.done.called:
             self.done.callback(b"".join(self._kept))
 
@@ -184,7 +191,7 @@ class _Relay(Protocol):
         """
         The endpoint deadline fired while the body was still streaming: stop it there.
         """
-        self.truncated = True
+        self.cut = True
         abort = getattr(self.transport, "abortConnection", None) or self.transport.stopProducing
         abort()
 

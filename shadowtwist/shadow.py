@@ -334,7 +334,11 @@ class _ShadowCall:
         if self.sent:
             return
         self.sent = True
-        d = self.dispatcher.send(self.shadow, self.incoming)
+        try:
+            d = self.dispatcher.send(self.shadow, self.incoming)
+        except Exception:
+            self._bug(Failure())
+            return
         d.addCallback(self.shadow_finished)
         d.addErrback(self._bug)
 

@@ -219,3 +219,61 @@ class ClientSettingsTests(SynchronousTestCase):
                                        "endpoints": []}).client
         self.assertTrue(client_options.allow_insecure_connections)
         BackendClient(MemoryReactorClock(), client_options)
+
+
+class CappedReadTests(SynchronousTestCase):
+    """
+    L{read_capped}: bounded reading, and cancelling drops the connection at once.
+    """
+
+    def test_cancel_stops_the_transfer(self):
+        """
+        Cancelling (a timeout, a client gone, a losing concurrent copy) stops the body's
+        producer, which drops the backend connection, and nothing more is kept.
+        """
+        from twisted.internet.defer import CancelledError
+
+        from shadowtwist.backend import read_capped
+
+        stopped = []
+
+        class Transport:
+            def stopProducing(self):
+                stopped.append(True)
+
+        class Response:
+            def deliverBody(self, protocol):
+                self.protocol = protocol
+                protocol.makeConnection(Transport())
+
+        response = Response()
+        d = read_capped(response)
+        response.protocol.dataReceived(b"some")
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(stopped, [True])
+        response.protocol.dataReceived(b"more")  # late bytes are not kept
+
+    def test_limit(self):
+        """
+        A body longer than the limit is cut there and marked truncated.
+        """
+        from twisted.python.failure import Failure
+        from twisted.web.client import ResponseDone
+
+        from shadowtwist.backend import read_capped
+
+        class Transport:
+            def stopProducing(self):
+                pass
+
+        class Response:
+            def deliverBody(self, protocol):
+                self.protocol = protocol
+                protocol.makeConnection(Transport())
+
+        response = Response()
+        d = read_capped(response, 5)
+        response.protocol.dataReceived(b"0123456789")
+        response.protocol.connectionLost(Failure(ResponseDone()))
+        self.assertEqual(self.successResultOf(d), (b"01234", True))

@@ -216,6 +216,24 @@ class MergeTests(SynchronousTestCase):
         self.assertEqual(response.code, 500)
         self.assertEqual(body_of(self, harness, response), b"context deadline exceeded")
 
+    def test_header_bytes_unchanged(self):
+        """
+        A forwarded header's bytes reach the backend exactly as the client sent them (UTF-8
+        included), not decoded and encoded again.
+        """
+        harness = Harness(document({"endpoint": "/c", "input_headers": ["X-Name"], "backend": [backend("/c")]}))
+        harness.backends.route("/c", {})
+        raw = []
+        original = harness.backends.render
+
+        def render(request):
+            raw.append(request.requestHeaders.getRawHeaders(b"x-name"))
+            return original(request)
+
+        harness.backends.render = render
+        self.successResultOf(harness.request("GET", "/c", headers={b"X-Name": [b"caf\xc3\xa9"]}))
+        self.assertEqual(raw, [[b"caf\xc3\xa9"]])
+
     def test_no_cookie_leak(self):
         """
         A backend's Set-Cookie for one user is never sent with the next user's request.

@@ -77,6 +77,26 @@ class RelayTests(SynchronousTestCase):
         harness.pump()
         self.assertEqual(b"".join(collected), b"first second")
 
+    def test_cut_body_drops_the_connection(self):
+        """
+        A body still streaming at the endpoint deadline is cut and the client connection
+        dropped, so the short body can never pass for a complete one.
+        """
+        from twisted.web.client import ResponseFailed
+
+        harness, _ = noop_harness()
+        harness.backends.route("/b", None)
+        d = harness.request("POST", "/raw")
+        [backend_request] = harness.backends.pending
+        backend_request.setHeader(b"content-length", b"100")
+        backend_request.write(b"first ")
+        harness.pump()
+        response = self.successResultOf(d)
+        body = response.content()
+        harness.clock.advance(1.1)
+        harness.pump()
+        self.failureResultOf(body, ResponseFailed)
+
     def test_unreachable(self):
         """
         A backend that does not answer in time gives 500 at the endpoint deadline.
