@@ -251,18 +251,26 @@ class ShadowDispatcher:
                     first: ResponseView) -> None:
         """
         Send the same request to the compared primary again (over the shadow pool) and learn
-        which fields differ between its two answers.
+        which fields differ between its two answers. These extra calls are bounded like the
+        shadow's own (its max_in_flight, and the global cap); over them, nothing is learned.
         """
+        key = shadow.key + ("noise",)
+        if not self.in_flight.acquire(key, shadow.options.max_in_flight):
+            return
         outgoing = build_request(shadow.endpoint, backend, incoming)
         d = self._client.send(outgoing, shadow.endpoint.timeout, MAX_SHADOW_BODY)
+        self._sending.add(d)
+
+        def done(result: Any) -> None:
+            self._sending.discard(d)
+            self.in_flight.release(key)
 
         def learned(response: BackendResponse) -> None:
-            if response.truncated:
-                return
-            second = _answer_view(backend, response)
-            shadow.noise.learn(first, second, shadow.ignore)
+            if not response.truncated:
+                shadow.noise.learn(first, _answer_view(backend, response), shadow.ignore)
 
         d.addCallbacks(learned, lambda failure: None)
+        d.addBoth(done)
 
     def send(self, shadow: ShadowBackend, incoming: IncomingRequest) -> Deferred:
         """
