@@ -17,6 +17,8 @@ from twisted.application import strports
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from shadowtwist.accesslog import QuietSite
+
 V1_LISTEN = "tcp:8001:interface=127.0.0.1"
 V2_LISTEN = "tcp:8002:interface=127.0.0.1"
 
@@ -87,8 +89,6 @@ def demo_site(version: int) -> Site:
     A twisted.web Site serving one API version, without access log lines so that the
     gateway's own log stays readable.
     """
-    from shadowtwist.tap import QuietSite
-
     site = QuietSite(_Api(version))
     site.noisy = False
     return site

@@ -17,8 +17,8 @@ from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.server import Site
 
+from shadowtwist.accesslog import BatchedLogSite, QuietSite
 from shadowtwist.admin import admin_site
 from shadowtwist.backend import BackendClient, make_pool
 from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
@@ -91,15 +91,6 @@ class Options(usage.Options):
             raise usage.UsageError("--workers needs tcp: listeners (the workers share their sockets)")
 
 
-class QuietSite(Site):
-    """
-    A Site without access log lines (C{router.disable_access_log}).
-    """
-
-    def log(self, request: Any) -> None:
-        pass
-
-
 def default_listen(config: ServiceConfig) -> str:
     """
     The listener from the config's C{port} and C{listen_ip}.
@@ -139,7 +130,7 @@ class GatewayService(MultiService):
         for endpoint in config.endpoints:
             for backend in endpoint.shadows:
                 self.shadows.shadow_for(endpoint, backend)
-        site_class = QuietSite if config.router.disable_access_log else Site
+        site_class = QuietSite if config.router.disable_access_log else BatchedLogSite
         self.site = site_class(build_tree(config, pipelines, builtin), reactor=reactor)
         self.site.displayTracebacks = False
         self.admin_site = admin_site(self.metrics, self.shadows.registry, self.shadows.now, reactor)

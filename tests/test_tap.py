@@ -140,7 +140,7 @@ class ServiceTests(SynchronousTestCase):
         """
         router.disable_access_log gives a Site that writes no access log line.
         """
-        from shadowtwist.tap import QuietSite
+        from shadowtwist.accesslog import QuietSite
 
         name = write_config(self, {"version": 3, "extra_config": {"router": {"disable_access_log": True}},
                                    "endpoints": []})

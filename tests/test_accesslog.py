@@ -1,0 +1,75 @@
+"""
+Tests for L{shadowtwist.accesslog}: access lines written in batches.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+from twisted.web.test.requesthelper import DummyRequest
+
+from shadowtwist.accesslog import BatchedLogSite
+
+
+class BatchedLogSiteTests(SynchronousTestCase):
+    """
+    One log event per interval, every line in it, nothing lost at stop.
+    """
+
+    def setUp(self):
+        self.events = []
+
+        def observe(event):
+            if event.get("log_namespace") == "shadowtwist.access":
+                self.events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.clock = Clock()
+        self.site = BatchedLogSite(Resource(), reactor=self.clock)
+        self.site.startFactory()
+
+    def request(self, path):
+        request = DummyRequest([path])
+        request.uri = b"/" + path
+        request.method = b"GET"
+        request.clientproto = b"HTTP/1.1"
+        request.code = 200
+        request.sentLength = 2
+        return request
+
+    def test_batched(self):
+        """
+        Lines are held until the interval ends, then logged as one event with every line in
+        Twisted's combined format.
+        """
+        for path in (b"a", b"b", b"c"):
+            self.site.log(self.request(path))
+        self.assertEqual(self.events, [])
+        self.clock.advance(BatchedLogSite.FLUSH_INTERVAL)
+        [event] = self.events
+        lines = event["access_lines"].split("\n")
+        self.assertEqual(len(lines), 3)
+        self.assertEqual(event["requests"], 3)
+        self.assertIn('"GET /a HTTP/1.1" 200 2', lines[0])
+        self.assertIn('"GET /c HTTP/1.1" 200 2', lines[2])
+
+    def test_flushed_at_stop(self):
+        """
+        Stopping the Site writes what is pending and leaves no timer behind.
+        """
+        self.site.log(self.request(b"x"))
+        self.site.stopFactory()
+        self.assertEqual(len(self.events), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_bounded(self):
+        """
+        At MAX_PENDING lines the batch is written at once, so memory stays bounded.
+        """
+        for _ in range(BatchedLogSite.MAX_PENDING):
+            self.site.log(self.request(b"y"))
+        self.assertEqual(len(self.events), 1)
+        self.assertEqual(self.events[0]["requests"], BatchedLogSite.MAX_PENDING)
