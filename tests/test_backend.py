@@ -235,23 +235,12 @@ class CappedReadTests(SynchronousTestCase):
 
         from shadowtwist.backend import read_capped
 
-        stopped = []
-
-        class Transport:
-            def stopProducing(self):
-                stopped.append(True)
-
-        class Response:
-            def deliverBody(self, protocol):
-                self.protocol = protocol
-                protocol.makeConnection(Transport())
-
-        response = Response()
+        response = _FakeResponse()
         d = read_capped(response)
         response.protocol.dataReceived(b"some")
         d.cancel()
         self.failureResultOf(d, CancelledError)
-        self.assertEqual(stopped, [True])
+        self.assertEqual(response.stopped, [True])
         response.protocol.dataReceived(b"more")  # late bytes are not kept
 
     def test_limit(self):
@@ -263,17 +252,24 @@ class CappedReadTests(SynchronousTestCase):
 
         from shadowtwist.backend import read_capped
 
-        class Transport:
-            def stopProducing(self):
-                pass
-
-        class Response:
-            def deliverBody(self, protocol):
-                self.protocol = protocol
-                protocol.makeConnection(Transport())
-
-        response = Response()
+        response = _FakeResponse()
         d = read_capped(response, 5)
         response.protocol.dataReceived(b"0123456789")
         response.protocol.connectionLost(Failure(ResponseDone()))
         self.assertEqual(self.successResultOf(d), (b"01234", True))
+
+
+class _FakeResponse:
+    """
+    A response whose body is fed by the test; records when its producer is stopped.
+    """
+
+    def __init__(self):
+        self.stopped = []
+
+    def deliverBody(self, protocol):
+        self.protocol = protocol
+        protocol.makeConnection(self)
+
+    def stopProducing(self):
+        self.stopped.append(True)

@@ -55,18 +55,25 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual(response.code, 404)
         self.assertEqual(body_of(self, harness, response), b"nothing here")
 
-    def test_streamed(self):
+    def started_stream(self, header, value):
         """
-        The client gets the status and first bytes while the backend is still sending.
+        A no-op request whose backend has sent one header and the first bytes, and holds the
+        rest: (harness, the backend's request, the client's response).
         """
         harness, _ = noop_harness()
         harness.backends.route("/b", None)
         d = harness.request("POST", "/raw")
         [backend_request] = harness.backends.pending
-        backend_request.setHeader(b"content-type", b"text/plain")
+        backend_request.setHeader(header, value)
         backend_request.write(b"first ")
         harness.pump()
-        response = self.successResultOf(d)
+        return harness, backend_request, self.successResultOf(d)
+
+    def test_streamed(self):
+        """
+        The client gets the status and first bytes while the backend is still sending.
+        """
+        harness, backend_request, response = self.started_stream(b"content-type", b"text/plain")
         self.assertEqual(response.code, 200)
         collected = []
         response.deliverBody(_Collect(collected))
@@ -84,14 +91,7 @@ class RelayTests(SynchronousTestCase):
         """
         from twisted.web.client import ResponseFailed
 
-        harness, _ = noop_harness()
-        harness.backends.route("/b", None)
-        d = harness.request("POST", "/raw")
-        [backend_request] = harness.backends.pending
-        backend_request.setHeader(b"content-length", b"100")
-        backend_request.write(b"first ")
-        harness.pump()
-        response = self.successResultOf(d)
+        harness, _, response = self.started_stream(b"content-length", b"100")
         body = response.content()
         harness.clock.advance(1.1)
         harness.pump()
