@@ -31,7 +31,7 @@ from shadowtwist.routing import write_response
 
 MAX_COMPARED_BODY = 1024 * 1024
 # Hop-by-hop headers are the connection's, not the answer's. (A body the client decoded has
-# already lost its Content-Encoding and Content-Length; see backend.GoGzipAgent.)
+# already lost its Content-Encoding and Content-Length; see httpclient.ClientResponse.decode_gzip.)
 _NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
                 b"proxy-connection"}
 

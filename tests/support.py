@@ -1,6 +1,7 @@
 """
 Test helpers: in-memory backends that record what they receive, and a gateway wired to them
-without sockets (treq's in-memory agent on both sides, a L{task.Clock} for deadlines).
+without sockets (L{MemoryEndpoints} to the backends, treq's in-memory agent in front, a
+L{task.Clock} for deadlines).
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from treq.testing import RequestTraversalAgent, StubTreq
+from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
+from twisted.test import iosim
 from twisted.web import server
 from twisted.web.resource import Resource
 
@@ -85,6 +89,48 @@ class FakeBackends(Resource):
         return [s for s in self.seen if s.path == path]
 
 
+class MemoryEndpoints:
+    """
+    Connection endpoints for L{BackendClient} that reach a twisted.web resource in memory, over
+    C{iosim} transports moved by L{flush}: the gateway's real HTTP client without sockets.
+    """
+
+    def __init__(self, resource: Resource) -> None:
+        self._site = server.Site(resource, timeout=None)
+        self._pumps: list = []
+        self.connections = 0
+
+    def __call__(self, scheme: bytes, host: bytes, port: int) -> "MemoryEndpoints":
+        return self
+
+    def connect(self, factory: Any) -> Any:
+        """
+        Connect a client protocol from C{factory} to a new server protocol of the site.
+        """
+        self.connections += 1
+        client_address = IPv4Address("TCP", "127.0.0.1", 40000 + self.connections)
+        server_address = IPv4Address("TCP", "127.0.0.1", 80)
+        server_protocol = self._site.buildProtocol(client_address)
+        client_protocol = factory.buildProtocol(server_address)
+        server_transport = iosim.FakeTransport(server_protocol, isServer=True,
+                                               hostAddress=server_address, peerAddress=client_address)
+        client_transport = iosim.FakeTransport(client_protocol, isServer=False,
+                                               hostAddress=client_address, peerAddress=server_address)
+        self._pumps.append(iosim.connect(server_protocol, server_transport,
+                                         client_protocol, client_transport, greet=False))
+        return succeed(client_protocol)
+
+    def flush(self) -> None:
+        """
+        Move the pending bytes both ways on every connection; forget closed ones.
+        """
+        pumps, self._pumps = self._pumps, []
+        for pump in pumps:
+            pump.flush()
+            if not (pump.clientIO.disconnected and pump.serverIO.disconnected):
+                self._pumps.append(pump)
+
+
 class Harness:
     """
     A gateway built from a config document, talking to L{FakeBackends} in memory.
@@ -97,14 +143,14 @@ class Harness:
         self.clock = Clock()
         self.backends = backends or FakeBackends()
         self.shadow_backends = shadow_backends or self.backends
-        self.primary_agent = RequestTraversalAgent(self.backends)
-        self.shadow_agent = (self.primary_agent if self.shadow_backends is self.backends
-                             else RequestTraversalAgent(self.shadow_backends))
+        self.primary_endpoints = MemoryEndpoints(self.backends)
+        self.shadow_endpoints = (self.primary_endpoints if self.shadow_backends is self.backends
+                                 else MemoryEndpoints(self.shadow_backends))
         self.config = parse_config(document, "test.json")
-        primary = BackendClient(self.clock, self.config.client, agent=self.primary_agent,
+        primary = BackendClient(self.clock, self.config.client, endpoint_for=self.primary_endpoints,
                                 clock=self.clock.seconds)
-        shadow = BackendClient(self.clock, self.config.client, agent=self.shadow_agent,
-                               clock=self.clock.seconds)
+        shadow = BackendClient(self.clock, self.config.client, retry=False,
+                               endpoint_for=self.shadow_endpoints, clock=self.clock.seconds)
         self.gateway = GatewayService(self.config, self.clock, primary, shadow,
                                       clock=self.clock.seconds, rng=rng)
         self.front = StubTreq(self.gateway.site.resource)
@@ -114,8 +160,8 @@ class Harness:
         Move bytes between the client, the gateway and the backends until nothing moves.
         """
         for _ in range(10):
-            self.primary_agent.flush()
-            self.shadow_agent.flush()
+            self.primary_endpoints.flush()
+            self.shadow_endpoints.flush()
             self.front.flush()
             self.clock.advance(0)  # comparisons run one reactor turn after the response
 

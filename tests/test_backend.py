@@ -5,17 +5,16 @@ Tests for L{shadowtwist.backend}: the outgoing request KrakenD would send.
 from __future__ import annotations
 
 from OpenSSL import SSL
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.client import URI
 
 import shadowtwist
 from shadowtwist.backend import (
-    BackendClient, CachingAgent, IncomingRequest, _InsecurePolicy, build_request, fill_url_pattern,
-    forwarded_query, make_pool,
+    BackendClient, IncomingRequest, _InsecurePolicy, build_request, fill_url_pattern, forwarded_query,
 )
 from shadowtwist.config import parse_config
+from shadowtwist.httpclient import TCPEndpoints
 
 
 def endpoint_with(endpoint_keys=None, backend_keys=None):
@@ -183,7 +182,7 @@ class HostChoiceTests(SynchronousTestCase):
 
 class ClientSettingsTests(SynchronousTestCase):
     """
-    KrakenD's service-level HTTP client keys map onto the connection pool and agent.
+    KrakenD's service-level HTTP client keys map onto the connection pool and its endpoints.
     """
 
     def test_pool_settings(self):
@@ -195,18 +194,19 @@ class ClientSettingsTests(SynchronousTestCase):
                                "idle_connection_timeout": "30s", "dialer_timeout": "3s",
                                "endpoints": []})
         reactor = MemoryReactorClock()
-        pool = make_pool(reactor, config.client)
-        self.assertEqual(pool.maxPersistentPerHost, 12)
-        self.assertEqual(pool.cachedConnectionTimeout, 30)
+        pool = BackendClient(reactor, config.client).pool
+        self.assertEqual(pool.max_idle_per_host, 12)
+        self.assertEqual(pool.idle_timeout, 30)
         self.assertTrue(pool.persistent)
-        self.assertFalse(make_pool(reactor, parse_config(
-            {"version": 3, "disable_keep_alives": True, "endpoints": []}).client).persistent)
-        agent = CachingAgent(reactor, None, pool, connectTimeout=config.client.dialer_timeout)
-        endpoint = agent._getEndpoint(URI.fromBytes(b"http://127.0.0.1:8001/x"))
+        self.assertTrue(pool.retry)
+        self.assertFalse(BackendClient(reactor, parse_config(
+            {"version": 3, "disable_keep_alives": True, "endpoints": []}).client).pool.persistent)
+        endpoints = TCPEndpoints(reactor, None, config.client.dialer_timeout)
+        endpoint = endpoints(b"http", b"127.0.0.1", 8001)
         self.assertIsInstance(endpoint, TCP4ClientEndpoint)
         self.assertEqual(endpoint._timeout, 3)
-        self.assertIs(agent._getEndpoint(URI.fromBytes(b"http://127.0.0.1:8001/y")), endpoint)
-        BackendClient(reactor, config.client)  # builds with these settings
+        self.assertIs(endpoints(b"http", b"127.0.0.1", 8001), endpoint)
+        self.assertIsInstance(endpoints(b"http", b"backend.test", 8001), HostnameEndpoint)
 
     def test_insecure_connections(self):
         """
@@ -219,57 +219,3 @@ class ClientSettingsTests(SynchronousTestCase):
                                        "endpoints": []}).client
         self.assertTrue(client_options.allow_insecure_connections)
         BackendClient(MemoryReactorClock(), client_options)
-
-
-class CappedReadTests(SynchronousTestCase):
-    """
-    L{read_capped}: bounded reading, and cancelling drops the connection at once.
-    """
-
-    def test_cancel_stops_the_transfer(self):
-        """
-        Cancelling (a timeout, a client gone, a losing concurrent copy) stops the body's
-        producer, which drops the backend connection, and nothing more is kept.
-        """
-        from twisted.internet.defer import CancelledError
-
-        from shadowtwist.backend import read_capped
-
-        response = _FakeResponse()
-        d = read_capped(response)
-        response.protocol.dataReceived(b"some")
-        d.cancel()
-        self.failureResultOf(d, CancelledError)
-        self.assertEqual(response.stopped, [True])
-        response.protocol.dataReceived(b"more")  # late bytes are not kept
-
-    def test_limit(self):
-        """
-        A body longer than the limit is cut there and marked truncated.
-        """
-        from twisted.python.failure import Failure
-        from twisted.web.client import ResponseDone
-
-        from shadowtwist.backend import read_capped
-
-        response = _FakeResponse()
-        d = read_capped(response, 5)
-        response.protocol.dataReceived(b"0123456789")
-        response.protocol.connectionLost(Failure(ResponseDone()))
-        self.assertEqual(self.successResultOf(d), (b"01234", True))
-
-
-class _FakeResponse:
-    """
-    A response whose body is fed by the test; records when its producer is stopped.
-    """
-
-    def __init__(self):
-        self.stopped = []
-
-    def deliverBody(self, protocol):
-        self.protocol = protocol
-        protocol.makeConnection(self)
-
-    def stopProducing(self):
-        self.stopped.append(True)

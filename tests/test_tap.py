@@ -130,8 +130,8 @@ class ServiceTests(SynchronousTestCase):
         options.parseOptions(["-c", EXAMPLE])
         service = makeService(options, MemoryReactor())
         closed = []
-        service.primary_client.pool.closeCachedConnections = lambda: closed.append("primary") or _done()
-        service.shadow_client.pool.closeCachedConnections = lambda: closed.append("shadow") or _done()
+        service.primary_client.pool.close = lambda: closed.append("primary") or _done()
+        service.shadow_client.pool.close = lambda: closed.append("shadow") or _done()
         service.startService()
         self.successResultOf(service.stopService())
         self.assertEqual(sorted(closed), ["primary", "shadow"])
@@ -160,8 +160,8 @@ class ServiceTests(SynchronousTestCase):
         options.parseOptions(["-c", EXAMPLE])
         service = makeService(options, MemoryReactor())
         self.assertIsNot(service.primary_client.pool, service.shadow_client.pool)
-        self.assertFalse(service.shadow_client.pool.retryAutomatically)
-        self.assertTrue(service.primary_client.pool.retryAutomatically)
+        self.assertFalse(service.shadow_client.pool.retry)
+        self.assertTrue(service.primary_client.pool.retry)
 
 
 def _done():

@@ -1,0 +1,429 @@
+"""
+Tests for L{shadowtwist.httpclient}: the wire format, body framing, the pool's reuse, retry,
+idle and close rules, and bounded reads. No sockets: connections run over C{StringTransport}.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+from twisted.internet.defer import CancelledError, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed
+
+from shadowtwist.httpclient import ConnectionPool, MalformedResponse, parse_head, request_head, split_url
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\nhello"
+
+
+class FakeEndpoints:
+    """
+    Endpoints whose connections are C{StringTransport}s the test reads and feeds.
+    """
+
+    def __init__(self):
+        self.connections = []
+        self.keys = []
+
+    def __call__(self, scheme, host, port):
+        self.keys.append((scheme, host, port))
+        return self
+
+    def connect(self, factory):
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(StringTransport())
+        self.connections.append(protocol)
+        return succeed(protocol)
+
+    def sent(self, index=-1):
+        return self.connections[index].transport.value()
+
+    def answer(self, data, index=-1):
+        self.connections[index].dataReceived(data)
+
+    def drop(self, index=-1):
+        self.connections[index].connectionLost(Failure(ConnectionDone()))
+
+
+def make_pool(**kwargs):
+    clock = Clock()
+    endpoints = FakeEndpoints()
+    return ConnectionPool(clock, endpoints, **kwargs), endpoints, clock
+
+
+class WireFormatTests(SynchronousTestCase):
+    """
+    Request heads, URLs and response heads.
+    """
+
+    def test_request_head(self):
+        """
+        Host comes first, from the URL; a body adds Content-Length (0 included); a
+        non-persistent pool adds Connection: close; line breaks in values cannot add a header
+        and a Host among the headers is left out.
+        """
+        head = request_head(b"POST", b"/a?b=1", b"h:81", [(b"X-A", b"1\r\nEvil: yes"),
+                                                          (b"host", b"other")], b"", False)
+        self.assertEqual(head, b"POST /a?b=1 HTTP/1.1\r\nHost: h:81\r\nX-A: 1  Evil: yes\r\n"
+                               b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+        self.assertEqual(request_head(b"GET", b"/", b"h", [], None, True),
+                         b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+
+    def test_split_url(self):
+        """
+        Scheme, host and port make the key; the authority as written is the Host value; the
+        target keeps the query and drops the fragment.
+        """
+        self.assertEqual(split_url(b"http://127.0.0.1:8001/u/1?x=2#f"),
+                         ((b"http", b"127.0.0.1", 8001), b"127.0.0.1:8001", b"/u/1?x=2"))
+        self.assertEqual(split_url(b"https://b.test?q"), ((b"https", b"b.test", 443), b"b.test", b"/?q"))
+        self.assertEqual(split_url(b"http://[::1]:9/")[0], (b"http", b"::1", 9))
+        for bad in (b"ftp://x/", b"/relative", b"http://:80/", b"http://h:99999/"):
+            self.assertRaises(ValueError, split_url, bad)
+
+    def test_parse_head(self):
+        """
+        CRLF or bare LF lines, folded values joined; anything else is malformed.
+        """
+        version, code, phrase, headers = parse_head(b"HTTP/1.0 404 Not Found\nA: 1\n  2\nB:3")
+        self.assertEqual((version, code, phrase), (b"HTTP/1.0", 404, b"Not Found"))
+        self.assertEqual(headers, [(b"A", b"1 2"), (b"B", b"3")])
+        for bad in (b"SMTP 220 hi", b"HTTP/1.1 2000 OK", b"HTTP/1.1 200 OK\r\nno colon",
+                    b"HTTP/1.1 200 OK\r\nBad Name: x"):
+            self.assertRaises(MalformedResponse, parse_head, bad)
+
+
+class ExchangeTests(SynchronousTestCase):
+    """
+    One exchange after another over the pool.
+    """
+
+    def test_content_length_and_reuse(self):
+        """
+        A delimited body is read whole; the connection goes back to the pool and the next
+        request to the same origin reuses it.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://127.0.0.1:81/a", [(b"X-B", b"c")])
+        self.assertEqual(endpoints.sent(), b"GET /a HTTP/1.1\r\nHost: 127.0.0.1:81\r\nX-B: c\r\n\r\n")
+        endpoints.answer(OK[:-3])
+        response = self.successResultOf(d)
+        self.assertEqual((response.code, response.header(b"content-type")), (200, b"application/json"))
+        body = response.read()
+        endpoints.answer(OK[-3:])
+        self.assertEqual(self.successResultOf(body), (b"hello", False))
+        self.assertEqual(pool.idle_count(), 1)
+        d = pool.request(b"GET", b"http://127.0.0.1:81/b", [])
+        self.assertEqual(len(endpoints.connections), 1)
+        endpoints.answer(OK)
+        self.assertEqual(self.successResultOf(self.successResultOf(d).read()), (b"hello", False))
+
+    def test_chunked_byte_by_byte(self):
+        """
+        A chunked body (extensions and trailers included) arriving one byte at a time is
+        decoded, and the connection stays reusable.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        wire = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5;ext=1\r\nhello\r\n1a\r\n" + b"z" * 26 + b"\r\n0\r\nTrailer: t\r\n\r\n")
+        endpoints.answer(wire[:60])
+        body = self.successResultOf(d).read()
+        for index in range(60, len(wire)):
+            endpoints.answer(wire[index:index + 1])
+        self.assertEqual(self.successResultOf(body), (b"hello" + b"z" * 26, False))
+        self.assertEqual(pool.idle_count(), 1)
+
+    def test_until_close(self):
+        """
+        A body with neither length nor chunking lasts until the backend closes: complete, and
+        the connection is not reused.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.0 200 OK\r\n\r\npart one,")
+        body = self.successResultOf(d).read()
+        endpoints.answer(b" part two")
+        endpoints.drop()
+        self.assertEqual(self.successResultOf(body), (b"part one, part two", False))
+        self.assertEqual(pool.idle_count(), 0)
+
+    def test_no_body_answers(self):
+        """
+        HEAD, 204 and 304 answers have no body whatever their headers say; a 100 Continue
+        before the answer is skipped.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"HEAD", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n")
+        self.assertEqual(self.successResultOf(self.successResultOf(d).read()), (b"", False))
+        d = pool.request(b"PUT", b"http://h/x", [], b"data")
+        self.assertTrue(endpoints.sent().endswith(b"Content-Length: 4\r\n\r\ndata"))
+        endpoints.answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+        response = self.successResultOf(d)
+        self.assertEqual(response.code, 204)
+        self.assertEqual(self.successResultOf(response.read()), (b"", False))
+        self.assertEqual(len(endpoints.connections), 1)
+
+    def test_connection_close_not_reused(self):
+        """
+        An answer with Connection: close ends the connection after its body.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        self.successResultOf(self.successResultOf(d).read())
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
+        self.assertEqual(pool.idle_count(), 0)
+
+    def test_malformed(self):
+        """
+        Bytes that are not an HTTP answer fail the request and drop the connection.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"garbage\r\n\r\n")
+        failure = self.failureResultOf(d, ResponseFailed)
+        self.assertIsInstance(failure.value.reasons[0].value, MalformedResponse)
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
+
+    def test_broken_body(self):
+        """
+        A connection lost before the announced length fails the read.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
+        body = self.successResultOf(d).read()
+        endpoints.drop()
+        self.failureResultOf(body, ResponseFailed)
+
+    def test_bad_url(self):
+        """
+        A URL that cannot be sent fails at once, without connecting.
+        """
+        pool, endpoints, _ = make_pool()
+        self.failureResultOf(pool.request(b"GET", b"gopher://h/", []), ValueError)
+        self.assertEqual(endpoints.connections, [])
+
+
+class BoundsTests(SynchronousTestCase):
+    """
+    Limits, cancellation and the pool's own bounds.
+    """
+
+    def test_read_limit(self):
+        """
+        A body past the reader's limit is cut there, marked truncated, and its connection
+        dropped rather than read to the end.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+        self.assertEqual(self.successResultOf(self.successResultOf(d).read(4)), (b"0123", True))
+        self.assertTrue(endpoints.connections[0].transport.disconnected)
+        self.assertEqual(pool.idle_count(), 0)
+
+    def test_gzip_bomb_stops_at_limit(self):
+        """
+        A gzip body is decoded in steps: 50 MB of zeros in 50 kB of gzip stop at the limit.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        packed = gzip.compress(b"\0" * 50_000_000)
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                         % len(packed))
+        response = self.successResultOf(d)
+        response.decode_gzip()
+        self.assertIsNone(response.header(b"content-encoding"))
+        body = response.read(100_000)
+        endpoints.answer(packed)
+        data, truncated = self.successResultOf(body)
+        self.assertEqual((len(data), truncated), (100_000, True))
+
+    def test_gzip_decoded(self):
+        """
+        A gzip body is decoded whole; a cut gzip stream is an error.
+        """
+        pool, endpoints, _ = make_pool()
+        packed = gzip.compress(b'{"a":1}')
+        for wire, expected in ((packed, (b'{"a":1}', False)), (packed[:-4], None)):
+            d = pool.request(b"GET", b"http://h/x", [])
+            endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                             % len(wire) + wire)
+            response = self.successResultOf(d)
+            response.decode_gzip()
+            if expected:
+                self.assertEqual(self.successResultOf(response.read()), expected)
+            else:
+                self.failureResultOf(response.read(), ResponseFailed)
+
+    def test_cancel_waiting_for_head(self):
+        """
+        Cancelling before the answer drops the connection (a deadline frees its socket).
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertTrue(endpoints.connections[0].transport.disconnected)
+        endpoints.answer(OK)  # late bytes go nowhere
+        self.assertEqual(pool.idle_count(), 0)
+
+    def test_cancel_reading_body(self):
+        """
+        Cancelling a read drops the connection and fails with CancelledError.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nsome")
+        body = self.successResultOf(d).read()
+        body.cancel()
+        self.failureResultOf(body, CancelledError)
+        self.assertTrue(endpoints.connections[0].transport.disconnected)
+
+    def test_idle_limits(self):
+        """
+        At most max_idle_per_host idle connections are kept, each for idle_timeout seconds.
+        """
+        pool, endpoints, clock = make_pool(max_idle_per_host=1, idle_timeout=30)
+        first = pool.request(b"GET", b"http://h/x", [])
+        second = pool.request(b"GET", b"http://h/x", [])
+        for index, d in ((0, first), (1, second)):
+            endpoints.answer(OK, index)
+            self.successResultOf(self.successResultOf(d).read())
+        self.assertEqual(pool.idle_count(), 1)
+        self.assertTrue(endpoints.connections[1].transport.disconnecting)
+        clock.advance(29)
+        self.assertEqual(pool.idle_count(), 1)
+        clock.advance(2)
+        self.assertEqual(pool.idle_count(), 0)
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_not_persistent(self):
+        """
+        Without keep-alive every connection closes after its exchange.
+        """
+        pool, endpoints, _ = make_pool(persistent=False)
+        d = pool.request(b"GET", b"http://h/x", [])
+        self.assertIn(b"Connection: close\r\n", endpoints.sent())
+        endpoints.answer(OK)
+        self.successResultOf(self.successResultOf(d).read())
+        self.assertEqual(pool.idle_count(), 0)
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
+
+    def test_close(self):
+        """
+        Closing the pool closes its idle connections and fires once they are gone.
+        """
+        pool, endpoints, clock = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(OK)
+        self.successResultOf(self.successResultOf(d).read())
+        closed = pool.close()
+        self.assertNoResult(closed)
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
+        endpoints.drop()
+        self.successResultOf(closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class RetryTests(SynchronousTestCase):
+    """
+    A pooled connection the backend closed in the meantime.
+    """
+
+    def _stale(self, method, **kwargs):
+        pool, endpoints, _ = make_pool(**kwargs)
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(OK)
+        self.successResultOf(self.successResultOf(d).read())
+        d = pool.request(method, b"http://h/x", [], None if method == b"GET" else b"x")
+        endpoints.drop(0)  # closed before a byte of answer
+        return d, endpoints
+
+    def test_idempotent_retried_once(self):
+        """
+        A GET meeting a stale connection is sent again on a new one.
+        """
+        d, endpoints = self._stale(b"GET")
+        self.assertEqual(len(endpoints.connections), 2)
+        endpoints.answer(OK)
+        self.assertEqual(self.successResultOf(d).code, 200)
+
+    def test_post_not_retried(self):
+        """
+        A POST is not sent twice.
+        """
+        d, endpoints = self._stale(b"POST")
+        self.assertEqual(len(endpoints.connections), 1)
+        self.failureResultOf(d)
+
+    def test_retry_off(self):
+        """
+        Without retry (the shadow pool) nothing is sent twice.
+        """
+        d, endpoints = self._stale(b"GET", retry=False)
+        self.assertEqual(len(endpoints.connections), 1)
+        self.failureResultOf(d)
+
+
+class StreamTests(SynchronousTestCase):
+    """
+    deliverBody: the streaming reader of no-op endpoints.
+    """
+
+    def test_stream_with_flow_control(self):
+        """
+        The body reaches the protocol as it arrives; pausing and resuming its transport
+        pauses and resumes the backend connection; the end is ResponseDone.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc")
+        received = _Recorder()
+        self.successResultOf(d).deliverBody(received)
+        self.assertEqual(received.data, [b"abc"])
+        received.transport.pauseProducing()
+        self.assertEqual(endpoints.connections[0].transport.producerState, "paused")
+        received.transport.resumeProducing()
+        endpoints.answer(b"def")
+        self.assertEqual(received.data, [b"abc", b"def"])
+        received.reason.trap(ResponseDone)
+
+    def test_stream_until_close(self):
+        """
+        An undelimited body ends with PotentialDataLoss; stopping the transport drops it.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc")
+        received = _Recorder()
+        self.successResultOf(d).deliverBody(received)
+        endpoints.drop()
+        received.reason.trap(PotentialDataLoss)
+        d = pool.request(b"GET", b"http://h/x", [])
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+        received = _Recorder()
+        self.successResultOf(d).deliverBody(received)
+        received.transport.stopProducing()
+        self.assertTrue(endpoints.connections[-1].transport.disconnected)
+        received.reason.trap(ResponseFailed)
+
+
+class _Recorder(Protocol):
+    def __init__(self):
+        self.data = []
+        self.reason = None
+
+    def dataReceived(self, data):
+        self.data.append(data)
+
+    def connectionLost(self, reason):
+        self.reason = reason
