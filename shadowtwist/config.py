@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from shadowtwist.compare import validate_pointer_pattern
@@ -225,21 +226,21 @@ class EndpointConfig:
     flatmap: Optional[tuple] = None
     extra_config: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def primaries(self) -> tuple:
         """
         The backends whose answers make the client's response.
         """
         return tuple(b for b in self.backends if not b.shadow)
 
-    @property
+    @cached_property
     def shadows(self) -> tuple:
         """
         The shadow backends: sent a copy, never part of the response.
         """
         return tuple(b for b in self.backends if b.shadow)
 
-    @property
+    @cached_property
     def name(self) -> str:
         """
         The bounded label of this endpoint: C{"GET /user/{id}"}.

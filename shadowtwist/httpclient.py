@@ -45,6 +45,12 @@ _IDLE, _HEAD, _BODY, _CLOSED = range(4)
 _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS = range(4)
 
 
+# How a body ended, without building a Failure on the common path (Failure() is costly):
+# DONE and DATA_LOSS become ResponseDone and PotentialDataLoss only for deliverBody readers.
+DONE = "done"
+DATA_LOSS = "data loss"
+
+
 class MalformedResponse(Exception):
     """
     The backend's bytes are not an HTTP/1.x response.
@@ -163,8 +169,8 @@ class ClientResponse:
         self._gunzip: Any = None
         self._pending: List[bytes] = []
         self._sink: Optional[Callable[[bytes], None]] = None
-        self._end_sink: Optional[Callable[[Failure], None]] = None
-        self._ended: Optional[Failure] = None
+        self._end_sink: Optional[Callable[[Any], None]] = None
+        self._ended: Any = None
         self._told_end = False
 
     @property
@@ -231,7 +237,7 @@ class ClientResponse:
         C{PotentialDataLoss} when the backend closed an undelimited body, else the failure.
         """
         protocol.makeConnection(_BodyTransport(self._connection))
-        self._attach(protocol.dataReceived, protocol.connectionLost)
+        self._attach(protocol.dataReceived, lambda reason: protocol.connectionLost(_as_failure(reason)))
 
     def discard(self) -> None:
         """
@@ -246,7 +252,7 @@ class ClientResponse:
 
         self._attach(data, lambda reason: None)
 
-    def _attach(self, sink: Callable[[bytes], None], end_sink: Callable[[Failure], None]) -> None:
+    def _attach(self, sink: Callable[[bytes], None], end_sink: Callable[[Any], None]) -> None:
         if self._sink is not None:
             raise RuntimeError("the response body can be read only once")
         self._sink = sink
@@ -283,7 +289,11 @@ class ClientResponse:
                 else:
                     self._sink(plain)
 
-    def _end(self, reason: Failure) -> None:
+    def _end(self, reason: Any) -> None:
+        """
+        The body ended: L{DONE}, L{DATA_LOSS} (an undelimited body ended by a close), or a
+        C{Failure}.
+        """
         if self._ended is not None:
             return
         self._ended = reason
@@ -294,10 +304,18 @@ class ClientResponse:
         if not self._told_end:
             self._told_end = True
             reason = self._ended
-            if self._gunzip is not None and reason.check(ResponseDone, PotentialDataLoss) \
-                    and not self._gunzip.eof:  # type: ignore[union-attr]
+            if self._gunzip is not None and (reason is DONE or reason is DATA_LOSS) \
+                    and not self._gunzip.eof:
                 reason = Failure(ResponseFailed([Failure(MalformedResponse("gzip: unexpected EOF"))]))
             self._end_sink(reason)  # type: ignore[misc]
+
+
+def _as_failure(reason: Any) -> Failure:
+    if reason is DONE:
+        return Failure(ResponseDone("Response body fully received"))
+    if reason is DATA_LOSS:
+        return Failure(PotentialDataLoss())
+    return reason  # type: ignore[no-any-return]
 
 
 class _Collector:
@@ -330,10 +348,10 @@ class _Collector:
             return
         self._chunks.append(chunk)
 
-    def end(self, reason: Failure) -> None:
+    def end(self, reason: Any) -> None:
         if self.finished.called or self._cancelled or self._cut:
             return
-        if reason.check(ResponseDone, PotentialDataLoss):
+        if reason is DONE or reason is DATA_LOSS:
             self.finished.callback((b"".join(self._chunks), False))
         else:
             self.finished.errback(reason)
@@ -589,7 +607,7 @@ class ClientConnection(Protocol):
         else:
             self.reused = True
             self._pool.release(self)
-        response._end(Failure(ResponseDone("Response body fully received")))  # type: ignore[union-attr]
+        response._end(DONE)  # type: ignore[union-attr]
 
     def _fail_head(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, None
@@ -646,7 +664,7 @@ class ClientConnection(Protocol):
         elif state == _BODY and self._response is not None:
             response, self._response = self._response, None
             if self._remaining < 0 and not self._chunked:
-                response._end(Failure(PotentialDataLoss()))
+                response._end(DATA_LOSS)
             else:
                 response._end(Failure(ResponseFailed([reason])))
         waiters, self._lost_waiters = self._lost_waiters, []

@@ -112,6 +112,8 @@ class EndpointPipeline:
         call = _RequestState(len(self._primaries))
         if self._sequential:
             d = self._call_in_sequence(incoming, call)
+        elif len(self._primaries) == 1:
+            d = self._call(0, self._primaries[0], incoming, call)
         else:
             d = DeferredList([self._call(index, backend, incoming, call)
                               for index, backend in enumerate(self._primaries)], consumeErrors=True)
