@@ -1159,7 +1159,7 @@ class Bench:
             return {"error": "py-spy is not installed in %s" % py_spy.parent}
         pids = self.children.members(live.child)
         raw = self.fixtures.work / ("%s.py-spy.txt" % scenario.key.replace("@", "-"))
-        argv = [str(py_spy), "record", "--pid", str(max(pids)), "--rate", "100", "--duration",
+        argv = [str(py_spy), "record", "--pid", str(max(pids)), "--rate", "250", "--duration",
                 str(max(1, int(seconds))), "--format", "raw", "-o", str(raw)]
         recorder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)

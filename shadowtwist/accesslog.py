@@ -4,24 +4,26 @@ The access log: one line per request in Twisted's combined log format, written i
 none at all (C{router.disable_access_log}).
 
 Twisted's own L{Site} sends every access line through the logging system as an event of its
-own; the benchmark's profile put that at 10 % of the gateway's CPU on CPython and 18 % on PyPy
-(mostly formatting each event's timestamp). L{BatchedLogSite} collects the lines and emits them
-together, at most every L{BatchedLogSite.FLUSH_INTERVAL} seconds, as one event.
+own, which the benchmark's profile put at 10 % of the gateway's CPU on CPython and 18 % on PyPy;
+L{BatchedLogSite} hands them to a L{LogBatch} instead.
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any
 
 from twisted.logger import Logger
 from twisted.web.server import Site
+
+from shadowtwist.logbatch import LogBatch
 
 _log = Logger(namespace="shadowtwist.access")
 
 
 class BatchedLogSite(Site):
     """
-    A Site whose access lines are logged together, one event per interval.
+    A Site whose access lines are logged together (a L{LogBatch}), one event per interval
+    with the lines in field C{access_lines}.
     """
 
     FLUSH_INTERVAL = 0.25
@@ -29,31 +31,21 @@ class BatchedLogSite(Site):
 
     def __init__(self, resource: Any, reactor: Any = None) -> None:
         super().__init__(resource, reactor=reactor)
-        self._pending: List[str] = []
-        self._flush_call: Optional[Any] = None
+        self._batch = LogBatch(_log, self.reactor, "access_lines", self.FLUSH_INTERVAL, self.MAX_PENDING)
 
     def log(self, request: Any) -> None:
         """
-        Keep one request's access line for the next flush.
+        Keep one request's access line for the next event.
         """
         if self._logFile is None:  # not started (no listener yet)
             return
-        self._pending.append(self._logFormatter(self._logDateTime, request))
-        if len(self._pending) >= self.MAX_PENDING:
-            self.flush()
-        elif self._flush_call is None:
-            self._flush_call = self.reactor.callLater(self.FLUSH_INTERVAL, self.flush)
+        self._batch.add(self._logFormatter(self._logDateTime, request))
 
     def flush(self) -> None:
         """
-        Log every pending access line now, as one event (field C{access_lines}).
+        Log every pending access line now.
         """
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        if self._pending:
-            lines, self._pending = self._pending, []
-            _log.info("{access_lines}", access_lines="\n".join(lines), requests=len(lines))
+        self._batch.flush()
 
     def stopFactory(self) -> None:
         """

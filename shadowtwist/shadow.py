@@ -34,6 +34,7 @@ from shadowtwist.backend import (
 )
 from shadowtwist.compare import Comparison, NoiseLearner, ResponseView, compare, compile_ignore
 from shadowtwist.config import SAFE_METHODS, BackendConfig, EndpointConfig
+from shadowtwist.logbatch import LogBatch
 from shadowtwist.metrics import GatewayMetrics
 from shadowtwist.responses import backend_part
 from shadowtwist.sampling import Sampler, parse_sticky_key
@@ -172,6 +173,7 @@ class ShadowDispatcher:
         self._comparisons: deque = deque()
         self._comparing = False
         self._sending: set = set()
+        self.outcome_log = LogBatch(_log, reactor, "shadow_lines")
 
     def shadow_for(self, endpoint: EndpointConfig, backend: BackendConfig) -> ShadowBackend:
         """
@@ -315,6 +317,7 @@ class ShadowDispatcher:
         """
         for pending in list(self._sending):
             pending.cancel()
+        self.outcome_log.flush()
 
     def now(self) -> float:
         """
@@ -405,18 +408,19 @@ class _ShadowCall:
         if shadow.auto_pause is not None:
             healthy = result.outcome == "ok" and result.response is not None and result.response.status < 500
             shadow.auto_pause.record(healthy, dispatcher.now())
-        _log.info(
-            "shadow {outcome} {endpoint} -> {shadow_url}: status {shadow_status}, "
-            "{shadow_size} bytes in {shadow_latency_ms}ms (primary {primary_status} in "
-            "{primary_latency_ms}ms){error_text}",
-            endpoint=endpoint, shadow_backend=backend, shadow_url=result.url, outcome=result.outcome,
-            shadow_status=result.response.status if result.response else None,
-            shadow_latency=result.latency,
-            shadow_size=len(result.response.body) if result.response else None,
-            shadow_error=result.error, primary_status=self.primary.response.status,
-            primary_latency=primary_latency, shadow_latency_ms=_ms(result.latency),
-            primary_latency_ms=_ms(primary_latency),
-            error_text=f", error: {result.error}" if result.error else "")
+        response = result.response
+        record = {
+            "endpoint": endpoint, "shadow_backend": backend, "shadow_url": result.url,
+            "outcome": result.outcome, "shadow_status": response.status if response else None,
+            "shadow_latency": result.latency, "shadow_size": len(response.body) if response else None,
+            "shadow_error": result.error, "primary_status": self.primary.response.status,
+            "primary_latency": primary_latency,
+        }
+        dispatcher.outcome_log.add(
+            f"shadow {result.outcome} {endpoint} -> {result.url}: status {record['shadow_status']}, "
+            f"{record['shadow_size']} bytes in {_ms(result.latency)}ms (primary "
+            f"{record['primary_status']} in {_ms(primary_latency)}ms)"
+            + (f", error: {result.error}" if result.error else ""), record)
         if result.response is not None and shadow.compares:
             if not dispatcher.enqueue_comparison(lambda: self._compare(result)):
                 self._count_compare("skipped")

@@ -89,6 +89,16 @@ class FakeBackends(Resource):
         return [s for s in self.seen if s.path == path]
 
 
+def shadow_outcomes(event: dict) -> list:
+    """
+    The shadow outcome records (one dict of fields per shadow call) in a log event: a batch of
+    C{shadowtwist.shadow} outcome lines, else none.
+    """
+    if event.get("log_namespace") == "shadowtwist.shadow" and "shadow_lines" in event:
+        return list(event["records"])
+    return []
+
+
 class MemoryEndpoints:
     """
     Connection endpoints for L{BackendClient} that reach a twisted.web resource in memory, over
@@ -155,15 +165,19 @@ class Harness:
                                       clock=self.clock.seconds, rng=rng)
         self.front = StubTreq(self.gateway.site.resource)
 
-    def pump(self) -> None:
+    def pump(self, flush_log: bool = True) -> None:
         """
         Move bytes between the client, the gateway and the backends until nothing moves.
+
+        @param flush_log: also emit the shadow outcome lines waiting for their batch.
         """
         for _ in range(10):
             self.primary_endpoints.flush()
             self.shadow_endpoints.flush()
             self.front.flush()
             self.clock.advance(0)  # comparisons run one reactor turn after the response
+        if flush_log:
+            self.gateway.shadows.outcome_log.flush()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """

@@ -52,7 +52,7 @@ class BatchedLogSiteTests(SynchronousTestCase):
         [event] = self.events
         lines = event["access_lines"].split("\n")
         self.assertEqual(len(lines), 3)
-        self.assertEqual(event["requests"], 3)
+        self.assertEqual(event["count"], 3)
         self.assertIn('"GET /a HTTP/1.1" 200 2', lines[0])
         self.assertIn('"GET /c HTTP/1.1" 200 2', lines[2])
 
@@ -72,4 +72,4 @@ class BatchedLogSiteTests(SynchronousTestCase):
         for _ in range(BatchedLogSite.MAX_PENDING):
             self.site.log(self.request(b"y"))
         self.assertEqual(len(self.events), 1)
-        self.assertEqual(self.events[0]["requests"], BatchedLogSite.MAX_PENDING)
+        self.assertEqual(self.events[0]["count"], BatchedLogSite.MAX_PENDING)

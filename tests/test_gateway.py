@@ -10,7 +10,7 @@ import json
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import FakeBackends, Harness, body_of, document, shadow_backend
+from tests.support import FakeBackends, Harness, body_of, document, shadow_backend, shadow_outcomes
 
 
 def backend(url_pattern, **keys):
@@ -34,8 +34,8 @@ class CapturedEvents:
         case.addCleanup(globalLogPublisher.removeObserver, self)
 
     def __call__(self, event):
-        if event.get("log_namespace") == self._namespace and "outcome" in event:
-            self.events.append(event)
+        if event.get("log_namespace") == self._namespace:
+            self.events.extend(shadow_outcomes(event))
 
 
 class RoutingTests(SynchronousTestCase):
@@ -259,6 +259,20 @@ class ShadowTests(SynchronousTestCase):
         harness.backends.route("/v1/users/1", {"id": 1, "plan": "free"})
         self.events = CapturedEvents(self, "shadowtwist.shadow")
         return harness
+
+    def test_outcomes_batched(self):
+        """
+        Shadow outcome lines are logged together, one event per interval, and stopping the
+        dispatcher writes what is pending.
+        """
+        harness = self.harness(shadow_backend("/v2/users/{id}"))
+        self.shadows.route("/v2/users/1", {"id": 1})
+        for _ in range(3):
+            harness.front.request("GET", "http://gateway.test/user/1")
+            harness.pump(flush_log=False)
+        self.assertEqual(self.events.events, [])
+        harness.gateway.shadows.stop()
+        self.assertEqual([e["outcome"] for e in self.events.events], ["ok"] * 3)
 
     def test_black_hole_shadow(self):
         """

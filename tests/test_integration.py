@@ -20,6 +20,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from shadowtwist.config import parse_config
 from shadowtwist.demo import demo_site
 from shadowtwist.tap import GatewayService
+from tests.support import shadow_outcomes
 
 
 @defer.inlineCallbacks
@@ -45,10 +46,10 @@ class ShadowedEndpointTests(TestCase):
         self.shadow_logged = defer.Deferred()
 
         def observe(event):
-            if event.get("log_namespace") == "shadowtwist.shadow":
-                self.events.append(event)
+            for outcome in shadow_outcomes(event):
+                self.events.append(outcome)
                 if not self.shadow_logged.called:
-                    self.shadow_logged.callback(event)
+                    self.shadow_logged.callback(outcome)
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
@@ -190,10 +191,9 @@ class BrokenShadowTests(TestCase):
         done = defer.Deferred()
 
         def observe(event):
-            if event.get("log_namespace") == "shadowtwist.shadow" and "outcome" in event:
-                events.append(event)
-                if len(events) == 2:
-                    done.callback(None)
+            events.extend(shadow_outcomes(event))
+            if len(events) == 2 and not done.called:
+                done.callback(None)
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)

@@ -1,0 +1,64 @@
+"""
+Tests for L{shadowtwist.logbatch}: many lines, few log events, none lost.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from shadowtwist.logbatch import LogBatch
+
+
+class LogBatchTests(SynchronousTestCase):
+    """
+    One event per interval or per C{max_pending} lines, carrying every line and record.
+    """
+
+    def setUp(self):
+        self.events = []
+
+        def observe(event):
+            if event.get("log_namespace") == "tests.logbatch":
+                self.events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.clock = Clock()
+        self.batch = LogBatch(Logger(namespace="tests.logbatch"), self.clock, "lines",
+                              interval=0.5, max_pending=3, level=LogLevel.warn)
+
+    def test_interval(self):
+        """
+        Lines wait for the interval, then go out as one event with their records.
+        """
+        self.batch.add("one", {"n": 1})
+        self.batch.add("two", {"n": 2})
+        self.clock.advance(0.4)
+        self.assertEqual(self.events, [])
+        self.clock.advance(0.1)
+        [event] = self.events
+        self.assertEqual((event["lines"], event["count"]), ("one\ntwo", 2))
+        self.assertEqual(event["records"], [{"n": 1}, {"n": 2}])
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(event["log_format"], "{lines}")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_bounded(self):
+        """
+        At C{max_pending} lines the batch goes out at once; its timer is cancelled.
+        """
+        for n in range(4):
+            self.batch.add(str(n))
+        self.assertEqual([e["count"] for e in self.events], [3])
+        self.batch.flush()
+        self.assertEqual([e["lines"] for e in self.events], ["0\n1\n2", "3"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_flush_empty(self):
+        """
+        Flushing with nothing pending logs nothing.
+        """
+        self.batch.flush()
+        self.assertEqual(self.events, [])
