@@ -101,18 +101,29 @@ def request_head(method: bytes, target: bytes, host: bytes, headers: HeaderPairs
     @param body: the request body, which adds C{Content-Length} (even C{0}); C{None} for none.
     @param persistent: C{False} adds C{Connection: close}.
     """
-    lines = [method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+    block = b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+    # One check over the whole block in the common case: a line break or a Host header
+    # anywhere sends it through the careful path.
+    if block.count(b"\n") != len(headers) or block.count(b"\r") != len(headers) \
+            or b"\nhost:" in b"\n" + block.lower():
+        block = _careful_header_block(headers)
+    lines = [method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n", block]
+    if body is not None:
+        lines += (b"Content-Length: ", b"%d" % len(body), b"\r\n")
+    if not persistent:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _careful_header_block(headers: HeaderPairs) -> bytes:
+    lines: List[bytes] = []
     for name, value in headers:
         if b"\n" in value or b"\r" in value:
             value = _UNSAFE_HEADER.sub(b" ", value)
         if b"\n" in name or b"\r" in name or b":" in name or name.lower() == b"host":
             continue
         lines += (name, b": ", value, b"\r\n")
-    if body is not None:
-        lines += (b"Content-Length: ", b"%d" % len(body), b"\r\n")
-    if not persistent:
-        lines.append(b"Connection: close\r\n")
-    lines.append(b"\r\n")
     return b"".join(lines)
 
 

@@ -9,7 +9,7 @@ L{CollectorRegistry}, so tests and several gateways in one process never share c
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 import os
 
@@ -44,6 +44,31 @@ def multiprocess_directory() -> Optional[str]:
     The shared metrics directory when multiprocess mode is on, else C{None}.
     """
     return os.environ.get(MULTIPROCESS_ENV) if getattr(values.ValueClass, "_multiprocess", False) else None
+
+
+class LabelCache:
+    """
+    The children of one metric, looked up once per set of label values: prometheus_client's
+    C{labels()} takes a lock and checks its arguments on every call, which showed in the hot
+    path's profile. Label values here come from the config (endpoints, backends) and from
+    statuses, so the cache stays small; past C{limit} entries lookups go uncached.
+    """
+
+    def __init__(self, metric: Any, limit: int = 1024) -> None:
+        self._metric = metric
+        self._limit = limit
+        self._children: Dict[Tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        """
+        The child for these label values.
+        """
+        child = self._children.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._children) < self._limit:
+                self._children[values] = child
+        return child
 
 
 class GatewayMetrics:

@@ -26,7 +26,7 @@ from shadowtwist.backend import (
 from shadowtwist.config import BackendConfig, EndpointConfig, RouterOptions
 from shadowtwist.manipulate import apply_flatmap, sequential_params
 from shadowtwist.merge import Merged, Part, apply_static, merge_parts
-from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.metrics import GatewayMetrics, LabelCache
 from shadowtwist.responses import GatewayResponse, backend_part, client_response
 
 MERGE_DEADLINE_SHARE = 0.85
@@ -86,8 +86,7 @@ class EndpointPipeline:
         self._sequential = endpoint.sequential and several
         self._flatmap = endpoint.flatmap if several else None  # KrakenD ignores it for one backend
         metrics = metrics or GatewayMetrics()
-        self._requests = metrics.requests
-        self._by_status: dict = {}
+        self._requests = LabelCache(metrics.requests)
         self._duration = metrics.request_duration.labels(endpoint.path)
         self._backend_calls = [{outcome: metrics.backend_requests.labels(endpoint.path, b.label, outcome)
                                 for outcome in ("ok", "error", "timeout")} for b in self._primaries]
@@ -148,12 +147,7 @@ class EndpointPipeline:
         return merged
 
     def _count(self, status: int, latency: float) -> None:
-        counter = self._by_status.get(status)
-        if counter is None:  # a handful of statuses per endpoint: bound the labels cache anyway
-            counter = self._requests.labels(self.endpoint.path, self.endpoint.method, str(status))
-            if len(self._by_status) < 64:
-                self._by_status[status] = counter
-        counter.inc()
+        self._requests(self.endpoint.path, self.endpoint.method, str(status)).inc()
         self._duration.observe(latency)
 
     def _call_in_sequence(self, incoming: IncomingRequest, call: "_RequestState") -> Deferred:

@@ -35,7 +35,7 @@ from shadowtwist.backend import (
 from shadowtwist.compare import Comparison, NoiseLearner, ResponseView, compare, compile_ignore
 from shadowtwist.config import SAFE_METHODS, BackendConfig, EndpointConfig
 from shadowtwist.logbatch import LogBatch
-from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.metrics import GatewayMetrics, LabelCache
 from shadowtwist.responses import backend_part
 from shadowtwist.sampling import Sampler, parse_sticky_key
 from shadowtwist.shadowstats import AutoPause, RateLimiter, ShadowRegistry, ShadowStats, capture_entry
@@ -164,7 +164,12 @@ class ShadowDispatcher:
         """
         self._client = client
         self._reactor = reactor
-        self.metrics = metrics or GatewayMetrics()
+        self.metrics = metrics = metrics or GatewayMetrics()
+        self.in_flight_gauge = LabelCache(metrics.shadow_in_flight)
+        self.requests_counter = LabelCache(metrics.shadow_requests)
+        self.duration_histogram = LabelCache(metrics.shadow_duration)
+        self.delta_histogram = LabelCache(metrics.shadow_latency_delta)
+        self.compare_counter = LabelCache(metrics.shadow_compare)
         self._clock = clock
         self._rng = rng or random.Random()
         self.in_flight = InFlight(max_in_flight)
@@ -206,7 +211,7 @@ class ShadowDispatcher:
             call.finish(ShadowResult("dropped", error="too many shadow calls in flight"))
             return call.done
         call.holding_slot = True
-        self.metrics.shadow_in_flight.labels(backend.label).inc()
+        self.in_flight_gauge(backend.label).inc()
         primary_done.addCallback(call.primary_known)
         start = shadow.options.start
         if start == "parallel":
@@ -222,7 +227,7 @@ class ShadowDispatcher:
         Give back a shadow's in-flight slot.
         """
         self.in_flight.release(shadow.key)
-        self.metrics.shadow_in_flight.labels(shadow.backend.label).dec()
+        self.in_flight_gauge(shadow.backend.label).dec()
 
     def enqueue_comparison(self, work: Callable[[], None]) -> bool:
         """
@@ -395,16 +400,15 @@ class _ShadowCall:
     def _record(self, result: ShadowResult) -> None:
         shadow, dispatcher = self.shadow, self.dispatcher
         endpoint, backend = shadow.endpoint.name, shadow.backend.label
-        metrics = dispatcher.metrics
         shadow.stats.record_outcome(result.outcome)
-        metrics.shadow_requests.labels(endpoint, backend, result.outcome).inc()
+        dispatcher.requests_counter(endpoint, backend, result.outcome).inc()
         if self.primary is None:  # skipped or dropped before anything was sent
             return
         primary_latency = self.primary.latency
         shadow.stats.record_latencies(primary_latency, result.latency)
         if result.latency is not None:
-            metrics.shadow_duration.labels(endpoint, backend).observe(result.latency)
-            metrics.shadow_latency_delta.labels(endpoint, backend).observe(result.latency - primary_latency)
+            dispatcher.duration_histogram(endpoint, backend).observe(result.latency)
+            dispatcher.delta_histogram(endpoint, backend).observe(result.latency - primary_latency)
         if shadow.auto_pause is not None:
             healthy = result.outcome == "ok" and result.response is not None and result.response.status < 500
             shadow.auto_pause.record(healthy, dispatcher.now())
@@ -428,8 +432,7 @@ class _ShadowCall:
     def _count_compare(self, outcome: str) -> None:
         if outcome == "skipped":
             self.shadow.stats.record_compare_skipped()
-        self.dispatcher.metrics.shadow_compare.labels(
-            self.shadow.endpoint.name, self.shadow.backend.label, outcome).inc()
+        self.dispatcher.compare_counter(self.shadow.endpoint.name, self.shadow.backend.label, outcome).inc()
 
     def _compare(self, result: ShadowResult) -> None:
         shadow = self.shadow
