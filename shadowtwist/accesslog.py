@@ -10,14 +10,42 @@ L{BatchedLogSite} hands them to a L{LogBatch} instead.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.server import Site
 
 from shadowtwist.logbatch import LogBatch
 
 _log = Logger(namespace="shadowtwist.access")
+
+
+# Bytes Twisted's escaping (a repr() per field) would change; lines without any skip it.
+_NEEDS_ESCAPE = re.compile(rb'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+
+
+def _escape(value: bytes) -> str:
+    if _NEEDS_ESCAPE.search(value) is None:
+        return value.decode("ascii")
+    return http._escape(value)  # type: ignore[no-any-return]
+
+
+def combined_log_line(timestamp: str, request: Any) -> str:
+    """
+    The access line of C{request} in Twisted's combined log format, the same text as
+    C{twisted.web.http.combinedLogFormatter} writes, with its five C{repr()} escapes skipped
+    for the fields that need none.
+    """
+    address = request.getClientAddress()
+    ip = _escape(address.host.encode("ascii")) if isinstance(address, (IPv4Address, IPv6Address)) else "-"
+    referrer = _escape(request.getHeader(b"referer") or b"-")
+    agent = _escape(request.getHeader(b"user-agent") or b"-")
+    return (f'"{ip}" - - {timestamp} "{_escape(request.method)} {_escape(request.uri)} '
+            f'{_escape(request.clientproto)}" {request.code:d} {request.sentLength or "-"} '
+            f'"{referrer}" "{agent}"')
 
 
 class BatchedLogSite(Site):
@@ -39,7 +67,7 @@ class BatchedLogSite(Site):
         """
         if self._logFile is None:  # not started (no listener yet)
             return
-        self._batch.add(self._logFormatter(self._logDateTime, request))
+        self._batch.add(combined_log_line(self._logDateTime, request))
 
     def flush(self) -> None:
         """

@@ -73,3 +73,39 @@ class BatchedLogSiteTests(SynchronousTestCase):
             self.site.log(self.request(b"y"))
         self.assertEqual(len(self.events), 1)
         self.assertEqual(self.events[0]["count"], BatchedLogSite.MAX_PENDING)
+
+
+class CombinedLineTests(SynchronousTestCase):
+    """
+    L{combined_log_line} writes exactly what Twisted's combined formatter writes.
+    """
+
+    def test_same_as_twisted(self):
+        """
+        Plain fields, quotes, backslashes, non-ASCII and control bytes, an empty length.
+        """
+        from twisted.internet.address import IPv4Address, UNIXAddress
+        from twisted.web.http import combinedLogFormatter
+
+        from shadowtwist.accesslog import combined_log_line
+
+        cases = [(b"/a?b=1", b"curl/8.0", None, 200, 12),
+                 (b'/q"uote\\s', b'agent "x" \xc3\xa9\t', b"http://r/'it's'", 404, 0),
+                 (b"/\x00\x7f", b"", b"-", 500, None)]
+        for uri, agent, referrer, code, length in cases:
+            request = DummyRequest([b""])
+            request.uri = uri
+            request.method = b"GET"
+            request.clientproto = b"HTTP/1.1"
+            request.code = code
+            request.sentLength = length
+            request.client = IPv4Address("TCP", "10.0.0.1", 1234)
+            if agent:
+                request.requestHeaders.setRawHeaders(b"user-agent", [agent])
+            if referrer:
+                request.requestHeaders.setRawHeaders(b"referer", [referrer])
+            stamp = "[27/Nov/2026:01:00:00 +0000]"
+            self.assertEqual(combined_log_line(stamp, request), combinedLogFormatter(stamp, request))
+        request.client = UNIXAddress(b"/sock")
+        self.assertEqual(combined_log_line(stamp, request), combinedLogFormatter(stamp, request))
+
