@@ -43,6 +43,7 @@ REDIRECT_SLURP = 2048
 WRITE_THROUGH_MAX = 64 * 1024  # request bodies up to this size are sent with their head  # Go reads this much of a redirect's body to keep its connection
 _URL = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)")
 _UNSAFE_HEADER = re.compile(rb"[\r\n]")
+_UNUSUAL_ORIGIN = re.compile(rb"[?#@\s]")
 _IDLE, _HEAD, _BODY, _CLOSED = range(4)
 _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS = range(4)
 
@@ -784,6 +785,7 @@ class ConnectionPool:
         self.retry = retry
         self._idle: Dict[Key, List[ClientConnection]] = {}
         self._factories: Dict[Key, _ConnectionFactory] = {}
+        self._origins: Dict[bytes, Tuple[Key, bytes]] = {}
         self._sweep_call: Any = None
 
     def request(self, method: bytes, url: bytes, headers: HeaderPairs,
@@ -799,7 +801,7 @@ class ConnectionPool:
             C{ResponseNeverReceived}). Cancelling it drops the connection.
         """
         try:
-            key, host, target = split_url(url)
+            key, host, target = self._split(url)
         except ValueError as e:
             return fail(e)
         head = request_head(method, target, host, headers, body, self.persistent)
@@ -810,6 +812,24 @@ class ConnectionPool:
         if self.retry and method in IDEMPOTENT:
             d.addErrback(self._retry_stale, connection, key, method, head, body, url)
         return d
+
+    def _split(self, url: bytes) -> Tuple[Key, bytes, bytes]:
+        """
+        L{split_url}, with each origin's key and host parsed once: backend URLs differ in
+        their paths, not in their origins.
+        """
+        slash = url.find(b"/", url.find(b"://") + 3)
+        origin = url[:slash]
+        known = self._origins.get(origin) if slash > 0 else None
+        if known is None:
+            key, host, target = split_url(url)
+            if slash > 0 and len(self._origins) < 256 and not _UNUSUAL_ORIGIN.search(origin):
+                self._origins[origin] = (key, host)
+            return key, host, target
+        target = url[slash:]
+        if b"#" in target:
+            target = target.partition(b"#")[0]
+        return known[0], known[1], target
 
     def _take_idle(self, key: Key) -> Optional[ClientConnection]:
         idle = self._idle.get(key)

@@ -279,6 +279,8 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
     @param written: fires once the client's response is written (passed on to each shadow).
     @return: one Deferred per shadow, to fire with the L{PrimaryOutcome} via L{tell}.
     """
+    if not endpoint.shadows:
+        return []
     watchers = [Deferred() for _ in endpoint.shadows]
     written_watchers = [Deferred() for _ in endpoint.shadows]
     if written is not None and watchers:

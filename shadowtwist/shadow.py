@@ -107,6 +107,9 @@ class ShadowBackend:
         self.endpoint = endpoint
         self.backend = backend
         self.options = options
+        rules = options.headers
+        self.dropped_headers = frozenset(n.lower() for n in (*rules.remove, *rules.set))
+        self.added_headers = tuple(rules.set.items())
         self.key = (endpoint.name, backend.index)
         sticky = parse_sticky_key(options.sticky_key) if options.sticky_key else None
         self.sampler = Sampler(options.percentage, sticky, rng)
@@ -288,7 +291,7 @@ class ShadowDispatcher:
         options = shadow.options
         if len(incoming.body) > options.max_body_bytes:  # on_body_overflow: headers_only
             incoming = replace(incoming, body=b"")
-        outgoing = _rewrite_headers(build_request(shadow.endpoint, shadow.backend, incoming), options.headers)
+        outgoing = _rewrite_headers(build_request(shadow.endpoint, shadow.backend, incoming), shadow)
         started = self._clock()
         d = self._client.send(outgoing, shadow.backend.shadow_timeout or shadow.endpoint.timeout,
                               MAX_SHADOW_BODY)
@@ -561,13 +564,15 @@ def _answer_view(backend: BackendConfig, response: BackendResponse) -> ResponseV
                         body=part.data if part.error is None else None, raw=response.body)
 
 
-def _rewrite_headers(outgoing: OutgoingRequest, rules: Any) -> OutgoingRequest:
-    if not rules.remove and not rules.set:
+def _rewrite_headers(outgoing: OutgoingRequest, shadow: ShadowBackend) -> OutgoingRequest:
+    """
+    The shadow's header rules: its C{remove} and C{set} names dropped, then its C{set} added.
+    """
+    dropped = shadow.dropped_headers
+    if not dropped:
         return outgoing
-    removed = {name.lower() for name in rules.remove} | {name.lower() for name in rules.set}
-    headers = tuple((k, v) for k, v in outgoing.headers if k.lower() not in removed)
-    headers += tuple(rules.set.items())
-    return replace(outgoing, headers=headers)
+    headers = tuple((k, v) for k, v in outgoing.headers if k.lower() not in dropped)
+    return OutgoingRequest(outgoing.method, outgoing.url, headers + shadow.added_headers, outgoing.body)
 
 
 def _cookies(incoming: IncomingRequest) -> dict:

@@ -86,6 +86,16 @@ class WireFormatTests(SynchronousTestCase):
         for bad in (b"ftp://x/", b"/relative", b"http://:80/", b"http://h:99999/"):
             self.assertRaises(ValueError, split_url, bad)
 
+    def test_origin_cache(self):
+        """
+        The pool parses each origin once and still splits every URL as L{split_url} does.
+        """
+        pool, _, _ = make_pool()
+        for url in (b"http://h:81/a?x#f", b"http://h:81/b", b"http://h:81?q=1/2", b"http://u@h:81/c",
+                    b"http://h:81/a?x#f"):
+            self.assertEqual(pool._split(url), split_url(url))
+        self.assertEqual(list(pool._origins), [b"http://h:81"])
+
     def test_parse_head(self):
         """
         CRLF or bare LF lines, folded values joined; anything else is malformed.
