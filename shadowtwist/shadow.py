@@ -45,6 +45,7 @@ _log = Logger(namespace="shadowtwist.shadow")
 # A shadow's answer is read up to this size; a longer one is cut and not compared.
 MAX_SHADOW_BODY = 1024 * 1024
 # Comparisons waiting for the reactor; past this they are skipped, never queued without bound.
+COMPARE_SLICE = 0.002  # seconds of comparisons per reactor turn
 MAX_PENDING_COMPARISONS = 256
 MISMATCH_LOGS_PER_SECOND = 1.0
 MISMATCH_LOG_BURST = 10
@@ -247,11 +248,17 @@ class ShadowDispatcher:
         return True
 
     def _compare_one(self) -> None:
-        work = self._comparisons.popleft()
-        try:
-            work()
-        except Exception:
-            _log.failure("comparing a shadow answer failed")
+        # Queued comparisons run for at most COMPARE_SLICE seconds per reactor turn, so a burst
+        # of large diffs cannot hold up the primaries' I/O, nor a timer be spent on each one.
+        deadline = self._clock() + COMPARE_SLICE
+        while self._comparisons:
+            work = self._comparisons.popleft()
+            try:
+                work()
+            except Exception:
+                _log.failure("comparing a shadow answer failed")
+            if self._clock() >= deadline:
+                break
         if self._comparisons:
             self._reactor.callLater(0, self._compare_one)
         else:

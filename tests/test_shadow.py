@@ -410,3 +410,41 @@ class AdminTests(SynchronousTestCase):
         stats = snapshot["endpoints"]["GET /item/{id}"]["http://shadow.test/v2/item/{id}"]
         self.assertEqual(stats["outcomes"]["ok"], 1)
         self.assertEqual(stats["compare"]["mismatch"], 1)
+
+
+class ComparisonQueueTests(SynchronousTestCase):
+    """
+    Queued comparisons: after the current turn, a bounded slice of time per turn, a bounded queue.
+    """
+
+    def test_time_slice_per_turn(self):
+        """
+        Comparisons wait for the next reactor turn, then run until COMPARE_SLICE has passed;
+        the rest run on later turns. Over MAX_PENDING_COMPARISONS the queue refuses.
+        """
+        from shadowtwist.shadow import COMPARE_SLICE, MAX_PENDING_COMPARISONS, ShadowDispatcher
+
+        now = [0.0]
+        turns = []
+
+        class Reactor:
+            def callLater(self, delay, function):
+                turns.append(function)
+
+        dispatcher = ShadowDispatcher(None, Reactor(), clock=lambda: now[0])
+        ran = []
+
+        def work(n):
+            ran.append(n)
+            now[0] += COMPARE_SLICE / 2  # each comparison takes half a slice
+
+        for n in range(5):
+            self.assertTrue(dispatcher.enqueue_comparison(lambda n=n: work(n)))
+        self.assertEqual((ran, len(turns)), ([], 1))
+        for expected in ([0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 4]):
+            turns.pop(0)()
+            self.assertEqual(ran, expected)
+        self.assertEqual(turns, [])
+        for _ in range(MAX_PENDING_COMPARISONS):
+            dispatcher.enqueue_comparison(lambda: None)
+        self.assertFalse(dispatcher.enqueue_comparison(lambda: None))
