@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, quote_plus
 
@@ -72,12 +73,15 @@ class IncomingRequest:
         @param name: the header name.
         @return: the values, possibly empty.
         """
-        lowered = name.lower()
-        values: list = []
+        return list(self._by_lower_name.get(name.lower(), ()))
+
+    @cached_property
+    def _by_lower_name(self) -> Dict[str, list]:
+        # Built once per request: several lookups per backend call (allowed headers, client IP).
+        by_name: Dict[str, list] = {}
         for key, found in self.headers.items():
-            if key.lower() == lowered:
-                values.extend(found)
-        return values
+            by_name.setdefault(key.lower(), []).extend(found)
+        return by_name
 
 
 @dataclass(frozen=True)
@@ -329,8 +333,7 @@ class BackendClient:
         """
         d = self._fetch(outgoing)
         d.addCallback(self._read, self._clock(), max_body)
-        d.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_failure)
-        return d
+        return self._with_deadline(d, timeout)
 
     def _read(self, response: ClientResponse, started: float, max_body: Optional[int]) -> Deferred:
         def done(result: Tuple[bytes, bool]) -> BackendResponse:
@@ -352,8 +355,15 @@ class BackendClient:
             yet read).
         """
         d = self._fetch(outgoing)
-        d.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_failure)
-        return d
+        return self._with_deadline(d, timeout)
+
+    def _with_deadline(self, d: Deferred, timeout: float) -> Deferred:
+        """
+        Cancel C{d} after C{timeout} seconds; its failure then becomes L{BackendTimeout}.
+        (Twisted's C{addTimeout} does the same with three closures and two callbacks more.)
+        """
+        timer = self._reactor.callLater(timeout, d.cancel)
+        return d.addBoth(_end_deadline, timer, timeout)
 
     def _fetch(self, outgoing: OutgoingRequest) -> Deferred:
         headers = [(name.encode("latin-1"), _header_bytes(value)) for name, value in outgoing.headers]
@@ -441,8 +451,12 @@ def _header_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-def _timeout_failure(result: Any, timeout: float) -> Failure:
-    return Failure(BackendTimeout(f"context deadline exceeded (after {timeout:g}s)"))
+def _end_deadline(result: Any, timer: Any, timeout: float) -> Any:
+    if timer.active():
+        timer.cancel()
+    elif timer.called and isinstance(result, Failure):
+        return Failure(BackendTimeout(f"context deadline exceeded (after {timeout:g}s)"))
+    return result
 
 
 def is_cancellation(failure: Failure) -> bool:
