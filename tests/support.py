@@ -13,6 +13,7 @@ from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.test import iosim
 from twisted.web import server
 from twisted.web.resource import Resource
@@ -87,6 +88,21 @@ class FakeBackends(Resource):
         The requests received on one path.
         """
         return [s for s in self.seen if s.path == path]
+
+
+def capture_events(case: Any, namespace: str) -> list:
+    """
+    The log events of one namespace emitted while the test runs (the list fills as they come).
+    """
+    events: list = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == namespace:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    case.addCleanup(globalLogPublisher.removeObserver, observe)
+    return events
 
 
 def shadow_outcomes(event: dict) -> list:

@@ -5,12 +5,12 @@ Tests for L{shadowtwist.accesslog}: access lines written in batches.
 from __future__ import annotations
 
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyRequest
 
 from shadowtwist.accesslog import BatchedLogSite
+from tests.support import capture_events
 
 
 class BatchedLogSiteTests(SynchronousTestCase):
@@ -19,14 +19,7 @@ class BatchedLogSiteTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.events = []
-
-        def observe(event):
-            if event.get("log_namespace") == "shadowtwist.access":
-                self.events.append(event)
-
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.events = capture_events(self, "shadowtwist.access")
         self.clock = Clock()
         self.site = BatchedLogSite(Resource(), reactor=self.clock)
         self.site.startFactory()

@@ -50,6 +50,18 @@ class FakeEndpoints:
         self.connections[index].connectionLost(Failure(ConnectionDone()))
 
 
+def reading_a_partial_body(case):
+    """
+    A read under way: 4 of the 10 announced body bytes have arrived.
+
+    @return: the read's Deferred and the endpoints.
+    """
+    pool, endpoints, _ = make_pool()
+    d = pool.request(b"GET", b"http://h/x", [])
+    endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nsome")
+    return case.successResultOf(d).read(), endpoints
+
+
 def make_pool(**kwargs):
     clock = Clock()
     endpoints = FakeEndpoints()
@@ -206,10 +218,7 @@ class ExchangeTests(SynchronousTestCase):
         """
         A connection lost before the announced length fails the read.
         """
-        pool, endpoints, _ = make_pool()
-        d = pool.request(b"GET", b"http://h/x", [])
-        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
-        body = self.successResultOf(d).read()
+        body, endpoints = reading_a_partial_body(self)
         endpoints.drop()
         self.failureResultOf(body, ResponseFailed)
 
@@ -289,10 +298,7 @@ class BoundsTests(SynchronousTestCase):
         """
         Cancelling a read drops the connection and fails with CancelledError.
         """
-        pool, endpoints, _ = make_pool()
-        d = pool.request(b"GET", b"http://h/x", [])
-        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nsome")
-        body = self.successResultOf(d).read()
+        body, endpoints = reading_a_partial_body(self)
         body.cancel()
         self.failureResultOf(body, CancelledError)
         self.assertTrue(endpoints.connections[0].transport.disconnected)

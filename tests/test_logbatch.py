@@ -5,10 +5,11 @@ Tests for L{shadowtwist.logbatch}: many lines, few log events, none lost.
 from __future__ import annotations
 
 from twisted.internet.task import Clock
-from twisted.logger import Logger, LogLevel, globalLogPublisher
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from shadowtwist.logbatch import LogBatch
+from tests.support import capture_events
 
 
 class LogBatchTests(SynchronousTestCase):
@@ -17,14 +18,7 @@ class LogBatchTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.events = []
-
-        def observe(event):
-            if event.get("log_namespace") == "tests.logbatch":
-                self.events.append(event)
-
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.events = capture_events(self, "tests.logbatch")
         self.clock = Clock()
         self.batch = LogBatch(Logger(namespace="tests.logbatch"), self.clock, "lines",
                               interval=0.5, max_pending=3, level=LogLevel.warn)

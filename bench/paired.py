@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""
+Paired comparison of two gateway builds (or two configurations): both run on the same core at
+the same time, each under its own wrk, so the machine's noise hits both alike and the ratio of
+their throughputs is the inverse ratio of their CPU cost per request.
+
+Usage (after one C{make bench}, which installs nginx, wrk and the venvs)::
+
+    python3 bench/paired.py --a HEAD~3                  # an older commit against the tree
+    python3 bench/paired.py --a . --shadow-b            # cost of a fast shadow (the tree twice)
+    python3 bench/paired.py --a . --shadow-b --shadow-options '{"percentage": 0}'
+
+Each build is a source tree put first on C{PYTHONPATH} of the benchmark venv's twistd (a git ref
+is checked out into a worktree under C{bench/results/work}). Sequential runs on these machines
+vary by 10 to 20 % from one minute to the next; paired rounds agree within a few percent.
+Only 127.0.0.1 is used and every process started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402  (the benchmark's own helpers: nginx and gateway configs, ports)
+
+WORK = bench.BENCH_DIR / "results" / "work" / "paired"
+
+
+def parse_arguments() -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description="paired A/B of two shadowgw builds on one core")
+    parser.add_argument("--a", required=True, help="build A: a source directory or a git ref")
+    parser.add_argument("--b", default=str(bench.REPO_ROOT), help="build B (default: this tree)")
+    parser.add_argument("--shadow-b", action="store_true", help="B's endpoint also has a fast shadow")
+    parser.add_argument("--shadow-options", default="{}", help="B's shadowgw/shadow block (JSON)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per round")
+    parser.add_argument("--python", default=str(bench.BENCH_DIR / ".venvs" / "cpython" / "bin" / "python"))
+    return parser.parse_args()
+
+
+def source_tree(build: str) -> Path:
+    """A directory holding the build's C{shadowtwist} package."""
+    if (Path(build) / "shadowtwist").is_dir():
+        return Path(build).resolve()
+    tree = WORK / ("tree-" + re.sub(r"[^A-Za-z0-9_.-]", "_", build))
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(bench.REPO_ROOT), "worktree", "add", "--detach", str(tree), build],
+                       check=True, capture_output=True)
+    return tree
+
+
+def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str) -> subprocess.Popen:
+    """twistd shadowgw on core 0 with C{tree} first on the path."""
+    path = WORK / (name + ".json")
+    path.write_text(json.dumps(config))
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    argv = ["taskset", "-c", "0", python, "-c", bench.TWISTD_BOOT, "-n", "--pidfile=",
+            "-l", str(WORK / (name + ".log")), "shadowgw", "-c", str(path)]
+    return subprocess.Popen(argv, env=env, cwd=str(WORK))
+
+
+def load_both(ports: List[int], seconds: int) -> List[float]:
+    """wrk on each port at once (core 1); the requests/s of each."""
+    runs = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d%ds" % seconds,
+                              "http://%s:%d%s" % (bench.HOST, port, bench.PATH)],
+                             stdout=subprocess.PIPE, text=True) for port in ports]
+    outputs = [run.communicate()[0] for run in runs]
+    return [float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) for out in outputs]
+
+
+def main() -> None:
+    """Run the rounds and print each ratio and their median."""
+    arguments = parse_arguments()
+    WORK.mkdir(parents=True, exist_ok=True)
+    trees = [source_tree(arguments.a), source_tree(arguments.b)]
+    backend_port = bench.free_port()
+    nginx_config = bench.write_nginx_config(WORK / "backend", bench.nginx_backend_body(backend_port))
+    processes = [subprocess.Popen(["taskset", "-c", "1"] + bench.nginx_argv(nginx_config))]
+    try:
+        backend_url = "http://%s:%d" % (bench.HOST, backend_port)
+        ports = [bench.free_port(), bench.free_port()]
+        for index, (tree, port) in enumerate(zip(trees, ports)):
+            shadow = backend_url if index == 1 and arguments.shadow_b else None
+            config = bench.gateway_config(port, backend_url, 1, shadow)
+            if shadow:
+                config["endpoints"][0]["backend"][-1]["extra_config"]["shadowgw/shadow"].update(
+                    json.loads(arguments.shadow_options))
+            processes.append(start_gateway(arguments.python, tree, config, "ab"[index]))
+        time.sleep(3)
+        load_both(ports, 3)  # warm-up
+        ratios = []
+        for round_number in range(arguments.rounds):
+            a, b = load_both(ports, arguments.duration)
+            ratios.append(b / a)
+            print("round %d: A %.0f req/s, B %.0f req/s, B/A %.3f" % (round_number, a, b, b / a), flush=True)
+        print("median B/A %.3f (A: %s, B: %s%s)" % (statistics.median(ratios), trees[0], trees[1],
+                                                     ", with a shadow" if arguments.shadow_b else ""))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
