@@ -114,6 +114,12 @@ class BackendResponse:
     truncated: bool = False
 
 
+# A shadow whose origin refuses connections is not dialled at full request rate: after a failed
+# connection its copies fail at once for this long (an error outcome each), which keeps a dead
+# shadow cheaper than a live one.
+SHADOW_HOLD_DOWN = 1.0
+
+
 class BackendTimeout(Exception):
     """
     The backend did not finish answering before its deadline.
@@ -303,7 +309,7 @@ class BackendClient:
 
     def __init__(self, reactor: Any, options: ClientOptions = ClientOptions(), retry: bool = True,
                  endpoint_for: Optional[EndpointFor] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, hold_down: float = 0.0) -> None:
         """
         @param reactor: the reactor (for connections and deadlines).
         @param retry: whether idempotent requests are sent again once when a pooled connection
@@ -311,6 +317,9 @@ class BackendClient:
         @param endpoint_for: (scheme, host, port) to the endpoint to connect to; by default
             L{TCPEndpoints} (tests pass in-memory ones).
         @param clock: a monotonic clock for latencies.
+        @param hold_down: after a failed connection to an origin, fail new ones to it at once
+            for this many seconds (the shadow client's L{SHADOW_HOLD_DOWN}; 0 for primaries,
+            which, as in KrakenD, try every time).
         """
         self._reactor = reactor
         self._clock = clock
@@ -320,7 +329,7 @@ class BackendClient:
         self.pool = ConnectionPool(
             reactor, endpoint_for, persistent=not options.disable_keep_alives,
             max_idle_per_host=options.max_idle_connections_per_host,
-            idle_timeout=options.idle_connection_timeout or 90, retry=retry)
+            idle_timeout=options.idle_connection_timeout or 90, retry=retry, hold_down=hold_down)
 
     def send(self, outgoing: OutgoingRequest, timeout: float, max_body: Optional[int] = None) -> Deferred:
         """

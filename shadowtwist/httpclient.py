@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet import tcp
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
@@ -52,6 +52,15 @@ _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS = range(4)
 # DONE and DATA_LOSS become ResponseDone and PotentialDataLoss only for deliverBody readers.
 DONE = "done"
 DATA_LOSS = "data loss"
+
+
+class HeldDown(Exception):
+    """
+    Not tried: a connection to this origin failed a moment ago (L{ConnectionPool.hold_down}).
+    """
+
+    def __init__(self, why: str, seconds: float) -> None:
+        super().__init__(f"{why} (not retried for {seconds:g}s after a failed connection)")
 
 
 class MalformedResponse(Exception):
@@ -769,10 +778,13 @@ class ConnectionPool:
     @ivar idle_timeout: seconds an idle connection is kept.
     @ivar retry: whether an idempotent request that meets a stale pooled connection (closed
         by the backend before a byte of answer) is sent once more on a new one.
+    @ivar hold_down: seconds after a failed connection attempt during which new connections
+        to that origin fail at once with the same error (0: every request tries).
     """
 
     def __init__(self, reactor: Any, endpoint_for: EndpointFor, persistent: bool = True,
-                 max_idle_per_host: int = 250, idle_timeout: float = 90.0, retry: bool = True) -> None:
+                 max_idle_per_host: int = 250, idle_timeout: float = 90.0, retry: bool = True,
+                 hold_down: float = 0.0) -> None:
         """
         @param reactor: for the idle timer.
         @param endpoint_for: (scheme, host, port) to the C{IStreamClientEndpoint} to connect to.
@@ -783,6 +795,8 @@ class ConnectionPool:
         self.max_idle_per_host = max_idle_per_host
         self.idle_timeout = idle_timeout
         self.retry = retry
+        self.hold_down = hold_down
+        self._failed: Dict[Key, Tuple[float, str]] = {}  # origin: (until, why)
         self._idle: Dict[Key, List[ClientConnection]] = {}
         self._factories: Dict[Key, _ConnectionFactory] = {}
         self._origins: Dict[bytes, Tuple[Key, bytes]] = {}
@@ -842,11 +856,25 @@ class ConnectionPool:
 
     def _connect_and_send(self, key: Key, method: bytes, head: bytes, body: Optional[bytes],
                           url: bytes) -> Deferred:
+        if self._failed:
+            held = self._failed.get(key)
+            if held is not None:
+                if held[0] > self._reactor.seconds():
+                    return fail(HeldDown(held[1], self.hold_down))
+                del self._failed[key]
         factory = self._factories.get(key)
         if factory is None:
             factory = self._factories[key] = _ConnectionFactory(self, key)
         d = self._endpoint_for(*key).connect(factory)
+        if self.hold_down:
+            d.addErrback(self._connect_failed, key)
         return d.addCallback(lambda connection: connection.send(method, head, body, url))
+
+    def _connect_failed(self, failure: Failure, key: Key) -> Failure:
+        if not failure.check(CancelledError) and len(self._failed) < 1024:
+            why = str(failure.value) or type(failure.value).__name__
+            self._failed[key] = (self._reactor.seconds() + self.hold_down, why)
+        return failure
 
     def _retry_stale(self, failure: Failure, connection: ClientConnection, key: Key,
                      method: bytes, head: bytes, body: Optional[bytes], url: bytes) -> Any:

@@ -21,7 +21,7 @@ from twisted.python import usage
 
 from shadowtwist.accesslog import BatchedLogSite, QuietSite
 from shadowtwist.admin import admin_site
-from shadowtwist.backend import BackendClient
+from shadowtwist.backend import SHADOW_HOLD_DOWN, BackendClient
 from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
 from shadowtwist.metrics import GatewayMetrics, enable_multiprocess
 from shadowtwist.passthrough import PassthroughPipeline
@@ -122,7 +122,8 @@ class GatewayService(MultiService):
         super().__init__()
         self.config = config
         self.primary_client = primary_client or BackendClient(reactor, config.client)
-        self.shadow_client = shadow_client or BackendClient(reactor, config.client, retry=False)
+        self.shadow_client = shadow_client or BackendClient(
+            reactor, config.client, retry=False, hold_down=SHADOW_HOLD_DOWN)
         self.metrics = GatewayMetrics()
         self.shadows = ShadowDispatcher(self.shadow_client, reactor, self.metrics, clock=clock,
                                         max_in_flight=config.shadowgw.max_shadow_in_flight, rng=rng)

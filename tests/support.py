@@ -18,7 +18,7 @@ from twisted.test import iosim
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from shadowtwist.backend import BackendClient
+from shadowtwist.backend import SHADOW_HOLD_DOWN, BackendClient
 from shadowtwist.config import parse_config
 from shadowtwist.tap import GatewayService
 
@@ -176,7 +176,8 @@ class Harness:
         primary = BackendClient(self.clock, self.config.client, endpoint_for=self.primary_endpoints,
                                 clock=self.clock.seconds)
         shadow = BackendClient(self.clock, self.config.client, retry=False,
-                               endpoint_for=self.shadow_endpoints, clock=self.clock.seconds)
+                               endpoint_for=self.shadow_endpoints, clock=self.clock.seconds,
+                               hold_down=SHADOW_HOLD_DOWN)
         self.gateway = GatewayService(self.config, self.clock, primary, shadow,
                                       clock=self.clock.seconds, rng=rng)
         self.front = StubTreq(self.gateway.site.resource)

@@ -350,6 +350,46 @@ class BoundsTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
+class HoldDownTests(SynchronousTestCase):
+    """
+    After a failed connection, a pool with hold_down fails new ones to that origin at once.
+    """
+
+    def test_hold_down(self):
+        """
+        Within hold_down seconds of a refused connection no new attempt is made and the
+        request fails with the first error's reason; after it, connections are tried again.
+        Without hold_down every request tries.
+        """
+        from twisted.internet.defer import fail
+        from twisted.internet.error import ConnectionRefusedError
+
+        from shadowtwist.httpclient import HeldDown
+
+        attempts = []
+
+        class Refusing:
+            def connect(self, factory):
+                attempts.append(factory)
+                return fail(ConnectionRefusedError("111: Connection refused"))
+
+        clock = Clock()
+        pool = ConnectionPool(clock, lambda *key: Refusing(), hold_down=1.0)
+        self.failureResultOf(pool.request(b"GET", b"http://h:1/x", []), ConnectionRefusedError)
+        held = self.failureResultOf(pool.request(b"GET", b"http://h:1/y", []), HeldDown)
+        self.assertIn("Connection refused", str(held.value))
+        self.assertIn("not retried for 1s", str(held.value))
+        self.failureResultOf(pool.request(b"GET", b"http://h:2/x", []), ConnectionRefusedError)
+        self.assertEqual(len(attempts), 2)  # the other origin was tried
+        clock.advance(1.01)
+        self.failureResultOf(pool.request(b"GET", b"http://h:1/x", []), ConnectionRefusedError)
+        self.assertEqual(len(attempts), 3)
+        eager = ConnectionPool(clock, lambda *key: Refusing())
+        for _ in range(2):
+            self.failureResultOf(eager.request(b"GET", b"http://h:1/x", []), ConnectionRefusedError)
+        self.assertEqual(len(attempts), 5)
+
+
 class RetryTests(SynchronousTestCase):
     """
     A pooled connection the backend closed in the meantime.

@@ -154,7 +154,8 @@ class ServiceTests(SynchronousTestCase):
 
     def test_shadow_pool_does_not_retry(self):
         """
-        Shadows have their own pool, without automatic retries.
+        Shadows have their own pool, without automatic retries and with a hold-down after a
+        failed connection.
         """
         options = Options()
         options.parseOptions(["-c", EXAMPLE])
@@ -162,6 +163,8 @@ class ServiceTests(SynchronousTestCase):
         self.assertIsNot(service.primary_client.pool, service.shadow_client.pool)
         self.assertFalse(service.shadow_client.pool.retry)
         self.assertTrue(service.primary_client.pool.retry)
+        self.assertEqual(service.shadow_client.pool.hold_down, 1.0)  # a dead shadow stays cheap
+        self.assertEqual(service.primary_client.pool.hold_down, 0)  # primaries try every time
 
 
 def _done():
