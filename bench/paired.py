@@ -9,6 +9,7 @@ Usage (after one C{make bench}, which installs nginx, wrk and the venvs)::
     python3 bench/paired.py --a HEAD~3                  # an older commit against the tree
     python3 bench/paired.py --a . --shadow-b            # cost of a fast shadow (the tree twice)
     python3 bench/paired.py --a . --shadow-b --shadow-options '{"percentage": 0}'
+    python3 bench/paired.py --a HEAD --shadow-a --shadow-b  # a change to the shadow path
 
 Each build is a source tree put first on C{PYTHONPATH} of the benchmark venv's twistd (a git ref
 is checked out into a worktree under C{bench/results/work}). Sequential runs on these machines
@@ -41,8 +42,9 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="paired A/B of two shadowgw builds on one core")
     parser.add_argument("--a", required=True, help="build A: a source directory or a git ref")
     parser.add_argument("--b", default=str(bench.REPO_ROOT), help="build B (default: this tree)")
+    parser.add_argument("--shadow-a", action="store_true", help="A's endpoint also has a fast shadow")
     parser.add_argument("--shadow-b", action="store_true", help="B's endpoint also has a fast shadow")
-    parser.add_argument("--shadow-options", default="{}", help="B's shadowgw/shadow block (JSON)")
+    parser.add_argument("--shadow-options", default="{}", help="the shadows' shadowgw/shadow block (JSON)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per round")
     parser.add_argument("--python", default=str(bench.BENCH_DIR / ".venvs" / "cpython" / "bin" / "python"))
@@ -91,7 +93,7 @@ def main() -> None:
         backend_url = "http://%s:%d" % (bench.HOST, backend_port)
         ports = [bench.free_port(), bench.free_port()]
         for index, (tree, port) in enumerate(zip(trees, ports)):
-            shadow = backend_url if index == 1 and arguments.shadow_b else None
+            shadow = backend_url if (arguments.shadow_a, arguments.shadow_b)[index] else None
             config = bench.gateway_config(port, backend_url, 1, shadow)
             if shadow:
                 config["endpoints"][0]["backend"][-1]["extra_config"]["shadowgw/shadow"].update(
@@ -104,8 +106,9 @@ def main() -> None:
             a, b = load_both(ports, arguments.duration)
             ratios.append(b / a)
             print("round %d: A %.0f req/s, B %.0f req/s, B/A %.3f" % (round_number, a, b, b / a), flush=True)
-        print("median B/A %.3f (A: %s, B: %s%s)" % (statistics.median(ratios), trees[0], trees[1],
-                                                     ", with a shadow" if arguments.shadow_b else ""))
+        print("median B/A %.3f (A: %s%s, B: %s%s)" % (
+            statistics.median(ratios), trees[0], " with a shadow" if arguments.shadow_a else "",
+            trees[1], " with a shadow" if arguments.shadow_b else ""))
     finally:
         for process in processes:
             process.terminate()

@@ -282,13 +282,9 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
     if not endpoint.shadows:
         return []
     watchers = [Deferred() for _ in endpoint.shadows]
-    written_watchers = [Deferred() for _ in endpoint.shadows]
-    if written is not None and watchers:
-        written.addBoth(lambda _: tell(written_watchers, None))
-    for backend, primary_done, shadow_written in zip(endpoint.shadows, watchers, written_watchers):
+    for backend, primary_done in zip(endpoint.shadows, watchers):
         try:
-            shadows.dispatch(endpoint, backend, incoming, primary_done,
-                             shadow_written if written is not None else None)
+            shadows.dispatch(endpoint, backend, incoming, primary_done, written)
         except Exception:  # a shadow must never fail the primary
             log.failure("dispatching shadow {backend} failed", backend=backend.label)
     return watchers

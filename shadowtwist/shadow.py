@@ -304,21 +304,14 @@ class ShadowDispatcher:
                               MAX_SHADOW_BODY)
         self._sending.add(d)
 
-        def sent(result: Any) -> Any:
+        def settled(result: Any) -> ShadowResult:
             self._sending.discard(d)
-            return result
+            if not isinstance(result, Failure):
+                return ShadowResult("ok", outgoing.url, self._clock() - started, result)
+            outcome = "timeout" if result.check(BackendTimeout) else "error"
+            return ShadowResult(outcome, outgoing.url, self._clock() - started, error=describe_failure(result))
 
-        d.addBoth(sent)
-
-        def ok(response: BackendResponse) -> ShadowResult:
-            return ShadowResult("ok", outgoing.url, self._clock() - started, response)
-
-        def failed(failure: Failure) -> ShadowResult:
-            outcome = "timeout" if failure.check(BackendTimeout) else "error"
-            return ShadowResult(outcome, outgoing.url, self._clock() - started, error=describe_failure(failure))
-
-        d.addCallbacks(ok, failed)
-        return d
+        return d.addBoth(settled)
 
     def chance(self, share: float) -> bool:
         """
