@@ -395,7 +395,7 @@ class BackendClient:
     def _answered(self, response: ClientResponse, method: bytes, url: bytes, headers: list,
                   gunzip: bool, redirects: int, replayable: bool) -> Any:
         if gunzip:
-            encoding = response.header(b"content-encoding")
+            encoding = response.content_encoding
             if encoding is not None and encoding.strip().lower() == b"gzip":
                 response.decode_gzip()
         code = response.code
@@ -419,11 +419,10 @@ class BackendClient:
         if not found:
             return response
         location = _urljoin(url, found)
+        response.discard()
         if redirects >= self.REDIRECT_LIMIT:
-            response.discard()
             raise ResponseFailed([Failure(InfiniteRedirection(
                 response.code, b"stopped after 10 redirects", location=url))], response)
-        response.discard()
         headers = [(n, v) for n, v in headers if n.lower() != b"referer"]
         try:
             same_origin = split_url(location)[0] == split_url(url)[0]

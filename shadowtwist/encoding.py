@@ -272,12 +272,16 @@ _HTML_ESCAPES = (
 )
 
 
+def _replace_all(text: str, replacements: Tuple[Tuple[str, str], ...]) -> str:
+    for char, replacement in replacements:
+        if char in text:
+            text = text.replace(char, replacement)
+    return text
+
+
 def _go_escape(text: str) -> str:
     # Only ever applied to encoder output, where these characters can only sit inside strings.
-    for char, escaped in _HTML_ESCAPES:
-        if char in text:
-            text = text.replace(char, escaped)
-    return text
+    return _replace_all(text, _HTML_ESCAPES)
 
 
 def _utf8(text: str) -> bytes:
@@ -690,10 +694,7 @@ class _XmlRenderError(Exception):
 
 
 def _xml_escape(text: str) -> str:
-    for char, entity in _XML_ESCAPES:
-        if char in text:
-            text = text.replace(char, entity)
-    return text
+    return _replace_all(text, _XML_ESCAPES)
 
 
 def _go_float_v(value: float) -> str:

@@ -176,6 +176,7 @@ class ClientResponse:
     @ivar code: the status code.
     @ivar raw_headers: the (name, value) pairs as received.
     @ivar url: the URL requested.
+    @ivar content_encoding: the first C{Content-Encoding} value, if any.
     """
 
     def __init__(self, connection: "ClientConnection", version: bytes, code: int, phrase: bytes,
@@ -186,6 +187,7 @@ class ClientResponse:
         self.phrase = phrase
         self.raw_headers = raw_headers
         self.url = url
+        self.content_encoding: Optional[bytes] = None
         self.previousResponse: Optional[Any] = None
         self.request = None
         self._headers: Optional[Headers] = None
@@ -235,6 +237,7 @@ class ClientResponse:
         C{Content-Length} headers that no longer describe it (Go's transparent gzip).
         """
         self._gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.content_encoding = None
         self.raw_headers = [(n, v) for n, v in self.raw_headers
                             if n.lower() not in (b"content-encoding", b"content-length")]
         self._headers = None
@@ -529,6 +532,7 @@ class ClientConnection(Protocol):
                 self._buffer = rest  # an interim answer (100 Continue): the real one follows
                 continue
             self._response = response = ClientResponse(self, version, code, phrase, headers, self._url)
+            response.content_encoding = self._content_encoding
             waiting, self._waiting = self._waiting, None
             self._state = _BODY
             if waiting is not None:
@@ -546,6 +550,7 @@ class ClientConnection(Protocol):
         """
         length: Optional[bytes] = None
         encoding: Optional[bytes] = None
+        content_encoding: Optional[bytes] = None
         keep_alive = version == b"HTTP/1.1"
         for name, value in headers:
             lowered = name.lower()
@@ -555,6 +560,8 @@ class ClientConnection(Protocol):
                 length = value
             elif lowered == b"transfer-encoding":
                 encoding = value.lower()
+            elif lowered == b"content-encoding" and content_encoding is None:
+                content_encoding = value
             elif lowered == b"connection":
                 tokens = [t.strip() for t in value.lower().split(b",")]
                 if b"close" in tokens:
@@ -562,6 +569,7 @@ class ClientConnection(Protocol):
                 elif b"keep-alive" in tokens:
                     keep_alive = True
         self._keep_alive = keep_alive
+        self._content_encoding = content_encoding
         self._chunked = False
         if self._method == b"HEAD" or code in (204, 304) or 100 <= code < 200:
             self._remaining = 0

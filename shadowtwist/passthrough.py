@@ -25,6 +25,7 @@ from twisted.web.client import PotentialDataLoss, ResponseDone
 from shadowtwist.backend import BackendClient, BackendResponse, IncomingRequest, build_request, describe_failure
 from shadowtwist.config import EndpointConfig, RouterOptions
 from shadowtwist.merge import Merged, Part
+from shadowtwist.metrics import LabelCache
 from shadowtwist.pipeline import NO_PIPELINE, PrimaryOutcome, dispatch_shadows, tell
 from shadowtwist.responses import GatewayResponse, client_response, version_header
 from shadowtwist.routing import write_response
@@ -52,7 +53,7 @@ class PassthroughPipeline:
         self._shadows = shadows
         self._clock = clock
         self._backend = endpoint.primaries[0] if endpoint.primaries else None
-        self._requests = metrics.requests if metrics is not None else None
+        self._requests = LabelCache(metrics.requests) if metrics is not None else None
 
     def stream(self, incoming: IncomingRequest, request: server.Request, written: Deferred) -> None:
         """
@@ -86,7 +87,7 @@ class PassthroughPipeline:
         def finished(body: Optional[bytes]) -> None:
             status = relay.status or 500
             if self._requests is not None:
-                self._requests.labels(self.endpoint.path, self.endpoint.method, str(status)).inc()
+                self._requests(self.endpoint.path, self.endpoint.method, str(status)).inc()
             answer = None
             if relay.status is not None:
                 answer = BackendResponse(status=relay.status, headers=relay.headers, body=body or b"",
