@@ -112,6 +112,9 @@ WARMUP_SPREAD = 0.10
 TWISTD_BOOT = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "pypy3": "pypy3"}
 INTERPRETER_BASES = {"cpython": sys.executable, "pypy": "pypy3"}
+# PYPY_GC_NURSERY for servers on PyPy ("": PyPy's default, half the L2 cache, 256 kB on the
+# machine of README's table). README.rst's PyPy section shows what a larger one changes.
+PYPY_NURSERY = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,6 +154,9 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="where latest.json, latest.txt and work/ go (default bench/results)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop starting new runs "
                         "after this long and report what was measured (default 120, smoke 3)")
+    parser.add_argument("--pypy-nursery", default=PYPY_NURSERY, help="PYPY_GC_NURSERY (e.g. 32MB) "
+                        "for every server run on PyPy, the constant resource included (default: "
+                        "PyPy's own)")
     parser.add_argument("--py-spy", action="store_true", help="after each CPython server's last "
                         "run, profile one more --duration of load with py-spy (installed into "
                         "the cpython venv) and write the hottest functions to work/")
@@ -935,6 +941,11 @@ def prepare_interpreters(arguments: argparse.Namespace, notes: List[str]) -> Lis
     return prepared
 
 
+def is_pypy(interpreter: Interpreter) -> bool:
+    """Whether C{interpreter} is PyPy."""
+    return interpreter.name == "pypy" or "PyPy" in interpreter.version
+
+
 def make_interpreter(name: str, arguments: argparse.Namespace) -> Interpreter:
     """The interpreter C{name}: the running one for 'current', else a venv under bench/.venvs."""
     if name == "current":
@@ -1079,6 +1090,8 @@ class Bench:
             argv = self.gateway_argv(scenario, port, run_dir)
             if scenario.workers > 1:
                 cpus = self.fixtures.all_cpus
+        if scenario.interpreter and is_pypy(scenario.interpreter) and self.arguments.pypy_nursery:
+            argv = ["env", "PYPY_GC_NURSERY=" + self.arguments.pypy_nursery] + argv
         return self.children.start(scenario.key, argv, run_dir / "server.log", cpus), cpus
 
     def gateway_argv(self, scenario: Scenario, port: int, run_dir: Path) -> List[str]:
@@ -1731,7 +1744,9 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
     ratios = compute_ratios(medians, interpreters, memory, cores)
     report = {
         "machine": machine_info(arguments, fixtures),
-        "interpreters": {i.name: {"python": i.python, "version": i.version,
+        "interpreters": {i.name: {"python": i.python, "version": i.version + (
+                                      " (PYPY_GC_NURSERY=%s)" % arguments.pypy_nursery
+                                      if is_pypy(i) and arguments.pypy_nursery else ""),
                                   "packages": i.packages, "gateway_ok": i.gateway_ok,
                                   "workers_option": i.workers, "note": i.gateway_note}
                          for i in interpreters},

@@ -16,8 +16,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.server import Site
-
+from shadowtwist.channel import GatewaySite
 from shadowtwist.logbatch import LogBatch
 
 _log = Logger(namespace="shadowtwist.access")
@@ -48,7 +47,7 @@ def combined_log_line(timestamp: str, request: Any) -> str:
             f'"{referrer}" "{agent}"')
 
 
-class BatchedLogSite(Site):
+class BatchedLogSite(GatewaySite):
     """
     A Site whose access lines are logged together (a L{LogBatch}), one event per interval
     with the lines in field C{access_lines}.
@@ -83,7 +82,7 @@ class BatchedLogSite(Site):
         super().stopFactory()
 
 
-class QuietSite(Site):
+class QuietSite(GatewaySite):
     """
     A Site without access log lines (C{router.disable_access_log}).
     """

@@ -21,7 +21,6 @@ import re
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from twisted.internet import tcp
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
@@ -33,14 +32,15 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 from zope.interface import implementer
 
+from shadowtwist.writethrough import WRITE_THROUGH_MAX, send_now
+
 Key = Tuple[bytes, bytes, int]  # scheme, host, port
 HeaderPairs = Sequence[Tuple[bytes, bytes]]
 
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 MAX_HEAD = 1024 * 1024  # bytes of status line and headers before the answer counts as broken
 GUNZIP_STEP = 64 * 1024  # decoded bytes per step of a gzip body
-REDIRECT_SLURP = 2048
-WRITE_THROUGH_MAX = 64 * 1024  # request bodies up to this size are sent with their head  # Go reads this much of a redirect's body to keep its connection
+REDIRECT_SLURP = 2048  # Go reads this much of a redirect's body to keep its connection
 _URL = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)")
 _UNSAFE_HEADER = re.compile(rb"[\r\n]")
 _UNUSUAL_ORIGIN = re.compile(rb"[?#@\s]")
@@ -456,35 +456,11 @@ class ClientConnection(Protocol):
         self._url = url
         self._received = False
         self._waiting = d = Deferred(self._cancel_head)
-        if not body:
-            self._write_now(head)
-        elif len(body) <= WRITE_THROUGH_MAX:
-            self._write_now(head + body)
+        if body and len(body) > WRITE_THROUGH_MAX:
+            self.transport.writeSequence((head, body))  # no copy of a large body
         else:
-            self.transport.writeSequence((head, body))
+            send_now(self.transport, head + body if body else head)
         return d
-
-    def _write_now(self, data: bytes) -> None:
-        """
-        Send C{data} on the socket at once when nothing is queued before it.
-
-        Twisted's TCP transport only queues a write: it registers the socket for writing and
-        sends on the next reactor turn, then unregisters it: two epoll calls and a reactor turn
-        per request. On a plain TCP connection with an empty queue the bytes go out here; what
-        the kernel does not take (or any other transport) goes through the transport as usual.
-        """
-        transport = self.transport
-        sock = getattr(transport, "socket", None)
-        if sock is None or not isinstance(transport, tcp.Connection) or transport.dataBuffer \
-                or transport._tempDataBuffer or transport.disconnecting:
-            transport.write(data)
-            return
-        try:
-            sent = sock.send(data)
-        except OSError:  # EAGAIN, or a broken connection Twisted's own write path will report
-            sent = 0
-        if sent < len(data):
-            transport.write(data[sent:])
 
     def received_nothing(self) -> bool:
         """
