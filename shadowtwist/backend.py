@@ -75,6 +75,22 @@ class IncomingRequest:
         """
         return list(self._by_lower_name.get(name.lower(), ()))
 
+    def forwarded(self, endpoint: EndpointConfig, backend: BackendConfig) -> tuple:
+        """
+        L{forwarded_headers} for this request, worked out once per pair of header allow-lists:
+        a request's primaries and shadows mostly share them.
+        """
+        key = (endpoint.input_headers, backend.input_headers)
+        cache = self._forwarded_cache
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = tuple(forwarded_headers(endpoint, backend, self))
+        return found
+
+    @cached_property
+    def _forwarded_cache(self) -> dict:
+        return {}
+
     @cached_property
     def _by_lower_name(self) -> Dict[str, list]:
         # Built once per request: several lookups per backend call (allowed headers, client IP).
@@ -255,7 +271,7 @@ def build_request(endpoint: EndpointConfig, backend: BackendConfig, incoming: In
     has_body = backend.method not in ("GET", "HEAD")
     return OutgoingRequest(
         method=backend.method, url=url,
-        headers=tuple(forwarded_headers(endpoint, backend, incoming)),
+        headers=incoming.forwarded(endpoint, backend),
         body=incoming.body if has_body else None)
 
 

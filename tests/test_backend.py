@@ -57,6 +57,27 @@ class HeaderTests(SynchronousTestCase):
         self.assertEqual(headers["X-Forwarded-For"], "10.1.2.3")
         self.assertEqual(headers["X-Forwarded-Host"], "gw.test:8080")
 
+    def test_worked_out_once_per_allow_lists(self):
+        """
+        Backends of one request with the same header allow-lists (a primary and its shadow)
+        share one computation; a backend with its own input_headers gets its own headers.
+        """
+        import shadowtwist.backend as backend_module
+        calls = []
+        real = backend_module.forwarded_headers
+        self.patch(backend_module, "forwarded_headers", lambda *a: calls.append(a) or real(*a))
+        endpoint, backend = endpoint_with({"input_headers": ["Authorization"]})
+        _, narrow = endpoint_with({"input_headers": ["Authorization"]}, {"input_headers": ["X-Other"]})
+        incoming = IncomingRequest(**{k: getattr(INCOMING, k) for k in (
+            "method", "path", "query", "headers", "params", "body", "client_ip", "host")})
+        first = build_request(endpoint, backend, incoming)
+        second = build_request(endpoint, backend, incoming)
+        self.assertEqual(first.headers, second.headers)
+        self.assertIn(("Authorization", "Bearer t"), first.headers)
+        self.assertEqual(len(calls), 1)
+        self.assertNotIn(("Authorization", "Bearer t"), build_request(endpoint, narrow, incoming).headers)
+        self.assertEqual(len(calls), 2)
+
     def test_listed_headers(self):
         """
         Listed headers replace the default, keep every value, and a forwarded User-Agent adds
