@@ -10,6 +10,8 @@ Usage (after one C{make bench}, which installs nginx, wrk and the venvs)::
     python3 bench/paired.py --a . --shadow-b            # cost of a fast shadow (the tree twice)
     python3 bench/paired.py --a . --shadow-b --shadow-options '{"percentage": 0}'
     python3 bench/paired.py --a HEAD --shadow-a --shadow-b  # a change to the shadow path
+    python3 bench/paired.py --a const                   # pass-through efficiency, paired
+    python3 bench/paired.py --a minimal                 # the gateway against a bare Twisted proxy
 
 Each build is a source tree put first on C{PYTHONPATH} of the benchmark venv's twistd (a git ref
 is checked out into a worktree under C{bench/results/work}). Sequential runs on these machines
@@ -40,7 +42,8 @@ WORK = bench.BENCH_DIR / "results" / "work" / "paired"
 def parse_arguments() -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description="paired A/B of two shadowgw builds on one core")
-    parser.add_argument("--a", required=True, help="build A: a source directory or a git ref")
+    parser.add_argument("--a", required=True, help="build A: a source directory or a git ref, or "
+                        "'const' (the constant resource) or 'minimal' (bench/minimal_proxy.py)")
     parser.add_argument("--b", default=str(bench.REPO_ROOT), help="build B (default: this tree)")
     parser.add_argument("--shadow-a", action="store_true", help="A's endpoint also has a fast shadow")
     parser.add_argument("--shadow-b", action="store_true", help="B's endpoint also has a fast shadow")
@@ -72,6 +75,15 @@ def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str) ->
     return subprocess.Popen(argv, env=env, cwd=str(WORK))
 
 
+def start_reference(python: str, kind: str, port: int, backend_url: str) -> subprocess.Popen:
+    """The constant resource or the minimal proxy on core 0 (with this tree's shadowtwist)."""
+    script = {"const": "constant_server.py", "minimal": "minimal_proxy.py"}[kind]
+    argv = ["taskset", "-c", "0", python, str(bench.BENCH_DIR / script), "--port", str(port)]
+    if kind == "minimal":
+        argv += ["--backend", backend_url]
+    return subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(bench.REPO_ROOT)), cwd=str(WORK))
+
+
 def load_both(ports: List[int], seconds: int) -> List[float]:
     """wrk on each port at once (core 1); the requests/s of each."""
     runs = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d%ds" % seconds,
@@ -85,7 +97,8 @@ def main() -> None:
     """Run the rounds and print each ratio and their median."""
     arguments = parse_arguments()
     WORK.mkdir(parents=True, exist_ok=True)
-    trees = [source_tree(arguments.a), source_tree(arguments.b)]
+    reference = arguments.a if arguments.a in ("const", "minimal") else None
+    trees = [Path(arguments.a) if reference else source_tree(arguments.a), source_tree(arguments.b)]
     backend_port = bench.free_port()
     nginx_config = bench.write_nginx_config(WORK / "backend", bench.nginx_backend_body(backend_port))
     processes = [subprocess.Popen(["taskset", "-c", "1"] + bench.nginx_argv(nginx_config))]
@@ -93,6 +106,9 @@ def main() -> None:
         backend_url = "http://%s:%d" % (bench.HOST, backend_port)
         ports = [bench.free_port(), bench.free_port()]
         for index, (tree, port) in enumerate(zip(trees, ports)):
+            if index == 0 and reference:
+                processes.append(start_reference(arguments.python, reference, port, backend_url))
+                continue
             shadow = backend_url if (arguments.shadow_a, arguments.shadow_b)[index] else None
             config = bench.gateway_config(port, backend_url, 1, shadow)
             if shadow:
