@@ -4,7 +4,7 @@ The HTTP connections clients make to the gateway: Twisted's L{HTTPChannel} and L
 head sent together with its first body bytes, in one write straight to the socket.
 
 Twisted writes a response head and its body as two queued writes, sent on the next reactor turn
-after registering the socket for writing (L{shadowtwist.writethrough} says what that costs). Here
+after registering the socket for writing (L{shadowtwist.tcpio} says what that costs). Here
 the first C{Request.write} collects what the channel would write (status line, headers, the first
 body bytes) and hands it to L{send_now} as one piece; later writes go through L{send_now} too.
 
@@ -19,13 +19,14 @@ from typing import Any, List, Optional
 from twisted.web import http, server
 from twisted.web.http_headers import Headers
 
-from shadowtwist.writethrough import send_now
+from shadowtwist.tcpio import adapt_read_size, read_small, send_now
 
 
 class GatewayChannel(http.HTTPChannel):
     """
     An HTTP/1.1 server connection whose writes go out at once (L{send_now}), the response head
-    joined with the first body bytes while L{hold} is in effect.
+    joined with the first body bytes while L{hold} is in effect, and whose reads start small
+    (L{read_small}).
     """
 
     _held: Optional[List[bytes]] = None
@@ -39,6 +40,14 @@ class GatewayChannel(http.HTTPChannel):
         if self._host is None:
             self._host = self.transport.getHost()
         return self._host
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        read_small(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        adapt_read_size(self.transport, len(data))
+        super().dataReceived(data)
 
     def hold(self) -> None:
         """
