@@ -107,7 +107,9 @@ class EndpointPipeline:
             # without its headers, and the shadows are not called.
             return succeed(NO_PIPELINE)
         started = self._clock()
-        watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
+        # (self._log makes a Logger per access: only asked for when there are shadows)
+        watchers = (dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
+                    if self.endpoint.shadows else ())
         call = _RequestState(len(self._primaries))
         if self._sequential:
             d = self._call_in_sequence(incoming, call)
