@@ -16,6 +16,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.web import http
+
 from shadowtwist.channel import GatewaySite
 from shadowtwist.logbatch import LogBatch
 

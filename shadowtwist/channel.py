@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_channel -*-
 """
-The HTTP connections clients make to the gateway: Twisted's L{HTTPChannel} and L{Request}, with each response's
-head sent together with its first body bytes, in one write straight to the socket.
+The HTTP connections clients make to the gateway: Twisted's L{HTTPChannel} and L{Request}, with
+each response's head sent together with its first body bytes, in one write straight to the
+socket.
 
 Twisted writes a response head and its body as two queued writes, sent on the next reactor turn
 after registering the socket for writing (L{shadowtwist.tcpio} says what that costs). Here
