@@ -98,7 +98,8 @@ class EndpointPipeline:
 
         @param accept: the client's C{Accept} header (for C{negotiate}).
         @param written: fires once the response has been written to the client (shadows that
-            start C{after_response} wait for it).
+            start C{after_response} wait for it, and every shadow learns the primary's outcome
+            only then, so that their records and comparisons come after the client's bytes).
         @return: a Deferred firing with a L{GatewayResponse}; it does not fail. Cancelling it
             cancels the primary calls (the client went away) but never the shadows.
         """
@@ -124,7 +125,13 @@ class EndpointPipeline:
             response = client_response(self.endpoint, self._router, merged, accept)
             latency = self._clock() - started
             self._count(response.status, latency)
-            tell(watchers, PrimaryOutcome(latency, response, tuple(call.parts), tuple(call.answers)))
+            if watchers:
+                outcome = PrimaryOutcome(latency, response, tuple(call.parts), tuple(call.answers))
+                if written is not None and not written.called:
+                    # the shadows' records and comparisons wait until the client has its bytes
+                    written.addCallback(_tell_later, watchers, outcome)
+                else:
+                    tell(watchers, outcome)
             return response
 
         def broken(failure: Failure) -> GatewayResponse:
@@ -290,6 +297,11 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
         except Exception:  # a shadow must never fail the primary
             log.failure("dispatching shadow {backend} failed", backend=backend.label)
     return watchers
+
+
+def _tell_later(result: Any, watchers: Sequence[Deferred], outcome: PrimaryOutcome) -> Any:
+    tell(watchers, outcome)
+    return result
 
 
 def tell(watchers: Sequence[Deferred], outcome: Optional[PrimaryOutcome]) -> None:
