@@ -20,14 +20,13 @@ from typing import Any, List, Optional
 from twisted.web import http, server
 from twisted.web.http_headers import Headers
 
-from shadowtwist.tcpio import adapt_read_size, read_small, send_now
+from shadowtwist.tcpio import send_now
 
 
 class GatewayChannel(http.HTTPChannel):
     """
     An HTTP/1.1 server connection whose writes go out at once (L{send_now}), the response head
-    joined with the first body bytes while L{hold} is in effect, and whose reads start small
-    (L{read_small}).
+    joined with the first body bytes while L{hold} is in effect.
     """
 
     _held: Optional[List[bytes]] = None
@@ -41,14 +40,6 @@ class GatewayChannel(http.HTTPChannel):
         if self._host is None:
             self._host = self.transport.getHost()
         return self._host
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        read_small(self.transport)
-
-    def dataReceived(self, data: bytes) -> None:
-        adapt_read_size(self.transport, len(data))
-        super().dataReceived(data)
 
     def hold(self) -> None:
         """

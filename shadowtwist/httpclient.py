@@ -32,7 +32,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 from zope.interface import implementer
 
-from shadowtwist.tcpio import WRITE_THROUGH_MAX, adapt_read_size, read_small, send_now
+from shadowtwist.tcpio import WRITE_THROUGH_MAX, send_now
 
 Key = Tuple[bytes, bytes, int]  # scheme, host, port
 HeaderPairs = Sequence[Tuple[bytes, bytes]]
@@ -437,9 +437,6 @@ class ClientConnection(Protocol):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def connectionMade(self) -> None:
-        read_small(self.transport)
-
     def usable(self) -> bool:
         """
         Whether a new exchange can start here.
@@ -479,7 +476,6 @@ class ClientConnection(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self._received = True
-        adapt_read_size(self.transport, len(data))
         if self._state == _BODY:
             self._body_bytes(data)
         elif self._state == _HEAD:

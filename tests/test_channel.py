@@ -13,7 +13,6 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from shadowtwist.channel import GatewayChannel, GatewayRequest, GatewaySite
-from shadowtwist.tcpio import LARGE_READ, SMALL_READ
 from tests.test_tcpio import FakeSocket
 
 
@@ -131,19 +130,6 @@ class GatewayChannelTests(SynchronousTestCase):
         request.write(b"second")
         request.finish()
         self.assertEqual(self.sent()[1:], [b"6\r\nsecond\r\n", b"0\r\n\r\n"])
-
-    def test_reads_start_small(self):
-        """
-        The connection reads small until a read fills the buffer (a large request body).
-        """
-        self.assertEqual(self.transport.bufferSize, SMALL_READ)
-        self.channel.dataReceived(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
-        self.assertEqual(self.transport.bufferSize, SMALL_READ)
-        body = b"x" * SMALL_READ
-        self.channel.dataReceived(b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-                                  % (len(body), body))
-        self.assertEqual(self.transport.bufferSize, LARGE_READ)
-        self.assertEqual(len(self.sent()), 2)
 
     def test_other_transport(self):
         """

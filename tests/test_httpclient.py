@@ -16,11 +16,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed
 
-from shadowtwist.httpclient import (
-    ClientConnection, ConnectionPool, MalformedResponse, parse_head, request_head, split_url,
-)
-from shadowtwist.tcpio import LARGE_READ, SMALL_READ
-from tests.test_tcpio import tcp_transport
+from shadowtwist.httpclient import ConnectionPool, MalformedResponse, parse_head, request_head, split_url
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\nhello"
 
@@ -64,9 +60,6 @@ def reading_a_partial_body(case):
     d = pool.request(b"GET", b"http://h/x", [])
     endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nsome")
     return case.successResultOf(d).read(), endpoints
-
-
-KEY = (b"http", b"h", 80)
 
 
 def make_pool(**kwargs):
@@ -151,21 +144,6 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(len(endpoints.connections), 1)
         endpoints.answer(OK)
         self.assertEqual(self.successResultOf(self.successResultOf(d).read()), (b"hello", False))
-
-    def test_reads_start_small(self):
-        """
-        Over a socket transport a connection reads small until an answer fills the buffer.
-        """
-        pool, _, _ = make_pool()
-        connection = ClientConnection(pool, KEY)
-        transport, _ = tcp_transport()
-        connection.makeConnection(transport)
-        self.assertEqual(transport.bufferSize, SMALL_READ)
-        d = connection.send(b"GET", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", None, b"http://h/")
-        body = b"x" * SMALL_READ
-        connection.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.assertEqual(self.successResultOf(self.successResultOf(d).read()), (body, False))
-        self.assertEqual(transport.bufferSize, LARGE_READ)
 
     def test_chunked_byte_by_byte(self):
         """

@@ -1,6 +1,5 @@
 """
-Tests for L{shadowtwist.tcpio}: writes straight to the socket when nothing is queued, reads
-that start small.
+Tests for L{shadowtwist.tcpio}: writes straight to the socket when nothing is queued.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from shadowtwist.tcpio import LARGE_READ, SMALL_READ, WRITE_THROUGH_MAX, adapt_read_size, read_small, send_now
+from shadowtwist.tcpio import WRITE_THROUGH_MAX, send_now
 
 
 class FakeSocket:
@@ -132,30 +131,3 @@ class SendNowTests(SynchronousTestCase):
         send_now(transport, b"abc")
         self.assertEqual(transport.value(), b"abc")
 
-
-class ReadSizeTests(SynchronousTestCase):
-    """
-    Reads start at L{SMALL_READ} bytes and grow to Twisted's size once one fills the buffer.
-    """
-
-    def test_small_then_large(self):
-        """
-        A new socket connection reads small; a short read keeps it small; a full one grows it.
-        """
-        transport, _ = tcp_transport()
-        self.assertEqual(transport.bufferSize, LARGE_READ)
-        read_small(transport)
-        self.assertEqual(transport.bufferSize, SMALL_READ)
-        adapt_read_size(transport, SMALL_READ - 1)
-        self.assertEqual(transport.bufferSize, SMALL_READ)
-        adapt_read_size(transport, SMALL_READ)
-        self.assertEqual(transport.bufferSize, LARGE_READ)
-
-    def test_other_transports_untouched(self):
-        """
-        Transports that are not sockets (TLS layers, in-memory ones) are left as they are.
-        """
-        transport = StringTransport()
-        read_small(transport)
-        adapt_read_size(transport, LARGE_READ)
-        self.assertFalse(hasattr(transport, "bufferSize"))
