@@ -66,7 +66,7 @@ class PassthroughPipeline:
             written.callback(None)
             return
         started = self._clock()
-        watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
+        watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written)
         outgoing = build_request(self.endpoint, self._backend, incoming)
         d = self._client.open(outgoing, self.endpoint.timeout)
         relay = _Relay(request, self._client, self.endpoint.timeout, started, self._clock)

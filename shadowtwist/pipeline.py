@@ -33,6 +33,9 @@ MERGE_DEADLINE_SHARE = 0.85
 CONCURRENT_DEADLINE_SHARE = 0.75
 # The answer of an endpoint whose backends are all shadows (KrakenD section 2.8).
 NO_PIPELINE = GatewayResponse(500, (), b"")
+# One logger for shadow dispatch: a class-level Logger makes a new one on every access, which
+# the request path should not pay for.
+_dispatch_log = Logger(namespace="shadowtwist.pipeline")
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,7 @@ class EndpointPipeline:
             # without its headers, and the shadows are not called.
             return succeed(NO_PIPELINE)
         started = self._clock()
-        # (self._log makes a Logger per access: only asked for when there are shadows)
-        watchers = (dispatch_shadows(self.endpoint, self._shadows, incoming, written, self._log)
-                    if self.endpoint.shadows else ())
+        watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written)
         call = _RequestState(len(self._primaries))
         if self._sequential:
             d = self._call_in_sequence(incoming, call)
@@ -281,7 +282,7 @@ def _first_complete(copies: Sequence[Deferred]) -> Deferred:
 
 
 def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingRequest,
-                     written: Optional[Deferred], log: Logger) -> list:
+                     written: Optional[Deferred]) -> list:
     """
     Hand one request to every shadow backend of an endpoint.
 
@@ -295,7 +296,7 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
         try:
             shadows.dispatch(endpoint, backend, incoming, primary_done, written)
         except Exception:  # a shadow must never fail the primary
-            log.failure("dispatching shadow {backend} failed", backend=backend.label)
+            _dispatch_log.failure("dispatching shadow {backend} failed", backend=backend.label)
     return watchers
 
 
