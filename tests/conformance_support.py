@@ -216,20 +216,21 @@ class RecordingBackend(Resource):
                 call.cancel()
 
 
-class _Tracked(server.Site):
+def _tracked(site: server.Site) -> server.Site:
     """
-    A Site that remembers its connections, so that the test can close them all at the end.
+    Make C{site} remember its connections, so that the test can close them all at the end.
     """
+    site.noisy = False
+    site.protocols = []
+    build = site.buildProtocol
 
-    def __init__(self, resource: Resource) -> None:
-        super().__init__(resource, reactor=reactor)
-        self.noisy = False
-        self.protocols: list = []
-
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol = super().buildProtocol(addr)
-        self.protocols.append(protocol)
+    def build_and_track(addr: Any) -> Any:
+        protocol = build(addr)
+        site.protocols.append(protocol)
         return protocol
+
+    site.buildProtocol = build_and_track
+    return site
 
 
 @implementer(IBodyProducer)
@@ -411,11 +412,14 @@ class Environment:
         test.addCleanup(self.close)
 
     @defer.inlineCallbacks
-    def listen(self, resource: Resource) -> Any:
+    def listen(self, resource: Any) -> Any:
         """
-        Serve C{resource} on 127.0.0.1, port 0; returns the port number.
+        Serve C{resource} (or a Site, such as the gateway's own) on 127.0.0.1, port 0; returns
+        the port number.
         """
-        site = _Tracked(resource)
+        if not isinstance(resource, server.Site):
+            resource = server.Site(resource, reactor=reactor)
+        site = _tracked(resource)
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
         self.ports.append(port)
         self.sites.append(site)
