@@ -142,7 +142,6 @@ class _Relay(Protocol):
         request.setResponseCode(response.code)
         own = [("X-Krakend", version_header(router)), ("X-Krakend-Completed", "false")]
         headers = request.responseHeaders
-        headers.removeHeader(b"server")
         headers.removeHeader(b"date")
         for name, value in own:
             headers.addRawHeader(name, value)

@@ -41,7 +41,6 @@ def write_response(request: server.Request, response: GatewayResponse) -> None:
     """
     request.setResponseCode(response.status)
     headers = request.responseHeaders
-    headers.removeHeader(b"server")
     for name, value in response.headers:
         headers.addRawHeader(name, value)
     headers.setRawHeaders(b"content-length", [str(len(response.body)).encode("ascii")])
