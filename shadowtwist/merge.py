@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 
-@dataclass(frozen=True)
+@dataclass
 class Part:
     """
     One backend's contribution to a response.
@@ -31,7 +31,7 @@ class Part:
     error_content_type: Optional[str] = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Merged:
     """
     The merged result: C{data} is C{None} when every part failed.

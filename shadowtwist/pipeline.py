@@ -38,7 +38,7 @@ NO_PIPELINE = GatewayResponse(500, (), b"")
 _dispatch_log = Logger(namespace="shadowtwist.pipeline")
 
 
-@dataclass(frozen=True)
+@dataclass
 class PrimaryOutcome:
     """
     How the primaries did for one request, handed to the shadows for comparison and logging.

@@ -23,7 +23,7 @@ SUCCESS_STATUSES = (200, 201)
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class GatewayResponse:
     """
     A complete answer for the client.

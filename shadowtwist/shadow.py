@@ -51,7 +51,7 @@ MISMATCH_LOGS_PER_SECOND = 1.0
 MISMATCH_LOG_BURST = 10
 
 
-@dataclass(frozen=True)
+@dataclass
 class ShadowResult:
     """
     How one shadow call ended.
