@@ -49,6 +49,8 @@ COMPARE_SLICE = 0.002  # seconds of comparisons per reactor turn
 MAX_PENDING_COMPARISONS = 256
 MISMATCH_LOGS_PER_SECOND = 1.0
 MISMATCH_LOG_BURST = 10
+# The verdict of every byte-identical answer (one shared object: nothing differs in it).
+MATCHED = Comparison("match")
 
 
 @dataclass
@@ -429,8 +431,16 @@ class _ShadowCall:
             f"{record['primary_status']} in {_ms(primary_latency)}ms)"
             + (f", error: {result.error}" if result.error else ""), record)
         if result.response is not None and shadow.compares:
-            if not dispatcher.enqueue_comparison(lambda: self._compare(result)):
+            if shadow.identical_bytes_match and _identical(shadow, self.primary, result.response):
+                # the common case of a healthy shadow: a match known without a diff, counted
+                # now rather than queued for a later reactor turn
+                self._record_match()
+            elif not dispatcher.enqueue_comparison(lambda: self._compare(result)):
                 self._count_compare("skipped")
+
+    def _record_match(self) -> None:
+        self.shadow.stats.record_comparison(MATCHED)
+        self._count_compare("match")
 
     def _count_compare(self, outcome: str) -> None:
         if outcome == "skipped":
@@ -439,10 +449,6 @@ class _ShadowCall:
 
     def _compare(self, result: ShadowResult) -> None:
         shadow = self.shadow
-        if shadow.identical_bytes_match and _identical(shadow, self.primary, result.response):
-            shadow.stats.record_comparison(Comparison("match"))
-            self._count_compare("match")
-            return
         primary_view, compared_backend = _primary_view(shadow, self.primary)
         if primary_view is None or result.response.truncated:
             self._count_compare("skipped")

@@ -316,7 +316,7 @@ class CompareTests(SynchronousTestCase):
     def test_identical_bytes_skip_the_diff(self):
         """
         A shadow answering byte for byte like the primary (same status, same shaping) is a match
-        without decoding or diffing anything.
+        without decoding or diffing anything, counted at once rather than queued for a diff.
         """
         import shadowtwist.shadow as shadow_module
 
@@ -329,6 +329,7 @@ class CompareTests(SynchronousTestCase):
             raise AssertionError("the structural diff ran")
 
         self.patch(shadow_module, "compare", no_diff)
+        self.patch(shadow_module.ShadowDispatcher, "enqueue_comparison", no_diff)
         self.successResultOf(harness.request("GET", "/item/1"))
         self.assertEqual(stats_of(harness)["compare"]["match"], 1)
 
