@@ -376,20 +376,19 @@ class BackendClient:
         @return: a Deferred firing with a L{BackendResponse}, or failing with L{BackendTimeout}
             at the deadline, or with the connection error. Cancelling it aborts the exchange.
         """
-        d = self._fetch(outgoing)
-        d.addCallback(self._read, self._clock(), max_body)
+        d = self._fetch(outgoing, (self._clock(), max_body))
         return self._with_deadline(d, timeout)
 
     def _read(self, response: ClientResponse, started: float, max_body: Optional[int]) -> Deferred:
-        def done(result: Tuple[bytes, bool]) -> BackendResponse:
-            headers: Dict[str, list] = {}
-            for name, value in response.raw_headers:
-                headers.setdefault(_go_canonical(name), []).append(value.decode("latin-1"))
-            return BackendResponse(status=response.code, headers=headers, body=result[0],
-                                   url=response.url.decode("ascii", "replace"),
-                                   elapsed=self._clock() - started, truncated=result[1])
+        return response.read(max_body).addCallback(self._whole, response, started)
 
-        return response.read(max_body).addCallback(done)
+    def _whole(self, body: Tuple[bytes, bool], response: ClientResponse, started: float) -> BackendResponse:
+        headers: Dict[str, list] = {}
+        for name, value in response.raw_headers:
+            headers.setdefault(_go_canonical(name), []).append(value.decode("latin-1"))
+        return BackendResponse(status=response.code, headers=headers, body=body[0],
+                               url=response.url.decode("ascii", "replace"),
+                               elapsed=self._clock() - started, truncated=body[1])
 
     def open(self, outgoing: OutgoingRequest, timeout: float) -> Deferred:
         """
@@ -410,7 +409,12 @@ class BackendClient:
         timer = self._reactor.callLater(timeout, d.cancel)
         return d.addBoth(_end_deadline, timer, timeout)
 
-    def _fetch(self, outgoing: OutgoingRequest) -> Deferred:
+    def _fetch(self, outgoing: OutgoingRequest, read: Optional[tuple] = None) -> Deferred:
+        """
+        Send C{outgoing}, following redirects; fire with the final L{ClientResponse}, or, given
+        C{read} (the start time and the body limit of L{_read}), with its L{BackendResponse}
+        (one callback for both steps: the body usually arrives with the head).
+        """
         headers = [(name.encode("latin-1"), _header_bytes(value)) for name, value in outgoing.headers]
         # Go's transparent gzip: asked for, and decoded, only when the request names no
         # Accept-Encoding of its own (a forwarded one is sent as it is, the answer left encoded).
@@ -421,15 +425,15 @@ class BackendClient:
         replayable = not body
         method = outgoing.method.encode("ascii")
         url = outgoing.url.encode("ascii")
-        return self._exchange(method, url, headers, body, gunzip, 0, replayable)
+        return self._exchange(method, url, headers, body, gunzip, 0, replayable, read)
 
     def _exchange(self, method: bytes, url: bytes, headers: list, body: Optional[bytes],
-                  gunzip: bool, redirects: int, replayable: bool) -> Deferred:
+                  gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Deferred:
         d = self.pool.request(method, url, headers, body)
-        return d.addCallback(self._answered, method, url, headers, gunzip, redirects, replayable)
+        return d.addCallback(self._answered, method, url, headers, gunzip, redirects, replayable, read)
 
     def _answered(self, response: ClientResponse, method: bytes, url: bytes, headers: list,
-                  gunzip: bool, redirects: int, replayable: bool) -> Any:
+                  gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Any:
         if gunzip:
             encoding = response.content_encoding
             if encoding is not None and encoding.strip().lower() == b"gzip":
@@ -439,11 +443,11 @@ class BackendClient:
             method = method if method in (b"GET", b"HEAD") else b"GET"
             replayable = True
         elif code not in (307, 308) or not replayable:
-            return response
-        return self._redirect(response, method, url, headers, gunzip, redirects, replayable)
+            return response if read is None else self._read(response, *read)
+        return self._redirect(response, method, url, headers, gunzip, redirects, replayable, read)
 
     def _redirect(self, response: ClientResponse, method: bytes, url: bytes, headers: list,
-                  gunzip: bool, redirects: int, replayable: bool) -> Any:
+                  gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Any:
         """
         Follow a redirect as Go's C{http.Client} does for KrakenD: at most 10; 301, 302 and 303
         re-sent without the body, as GET (HEAD stays HEAD); 307 and 308 re-sent with the same
@@ -453,7 +457,7 @@ class BackendClient:
         """
         found = response.header(b"location")
         if not found:
-            return response
+            return response if read is None else self._read(response, *read)
         location = _urljoin(url, found)
         response.discard()
         if redirects >= self.REDIRECT_LIMIT:
@@ -469,7 +473,7 @@ class BackendClient:
         if not (url.startswith(b"https:") and not location.startswith(b"https:")):
             headers.append((b"Referer", url))
         body = b"" if method not in (b"GET", b"HEAD") else None
-        return self._exchange(method, location, headers, body, gunzip, redirects + 1, replayable)
+        return self._exchange(method, location, headers, body, gunzip, redirects + 1, replayable, read)
 
     def call_later(self, seconds: float, function: Callable[[], Any]) -> Any:
         """

@@ -122,8 +122,11 @@ class EndpointPipeline:
                               for index, backend in enumerate(self._primaries)], consumeErrors=True)
 
         def combine(_: Any) -> GatewayResponse:
-            merged = self._post_process(merge_parts([part for _, part in call.arrivals]))
-            response = client_response(self.endpoint, self._router, merged, accept)
+            try:
+                merged = self._post_process(merge_parts([part for _, part in call.arrivals]))
+                response = client_response(self.endpoint, self._router, merged, accept)
+            except Exception:
+                return broken(Failure())
             latency = self._clock() - started
             self._count(response.status, latency)
             if watchers:
@@ -141,9 +144,7 @@ class EndpointPipeline:
             tell(watchers, PrimaryOutcome(self._clock() - started, response, (), ()))
             return response
 
-        d.addCallback(combine)
-        d.addErrback(broken)
-        return d
+        return d.addCallbacks(combine, broken)
 
     def _post_process(self, merged: Merged) -> Merged:
         """

@@ -401,19 +401,24 @@ def pipeline_handler(pipeline: Any) -> Handler:
         request.notifyFinish().addErrback(client_left)
 
         def write(response: GatewayResponse) -> None:
-            if not gone:
-                write_response(request, response)
+            try:
+                if not gone:
+                    write_response(request, response)
+            finally:
+                written.callback(None)
 
         def failed(failure: Failure) -> None:
-            if failure.check(CancelledError) and gone:
-                return
-            _log.failure("serving {method} {path} failed", failure,
-                         method=request.method, path=request.path)
-            if not gone:
-                write_response(request, GatewayResponse(500, (), b""))
+            try:
+                if failure.check(CancelledError) and gone:
+                    return
+                _log.failure("serving {method} {path} failed", failure,
+                             method=request.method, path=request.path)
+                if not gone:
+                    write_response(request, GatewayResponse(500, (), b""))
+            finally:
+                written.callback(None)
 
         d.addCallbacks(write, failed)
-        d.addBoth(lambda _: written.callback(None))
         return server.NOT_DONE_YET
 
     return handle
