@@ -195,9 +195,11 @@ class EndpointPipeline:
         @return: a Deferred firing with the L{Part} (never failing).
         """
         deadline = self._deadline if deadline is None else deadline
-        copies = [self._send_one(index, backend, incoming, deadline)
-                  for _ in range(self.endpoint.concurrent_calls)]
-        d = copies[0] if len(copies) == 1 else _first_complete(copies)
+        if self.endpoint.concurrent_calls == 1:
+            d = self._send_one(index, backend, incoming, deadline)
+        else:
+            d = _first_complete([self._send_one(index, backend, incoming, deadline)
+                                 for _ in range(self.endpoint.concurrent_calls)])
 
         def arrived(result: tuple) -> Part:
             response, part = result
