@@ -511,6 +511,16 @@ class ClientConnection(Protocol):
             response.content_encoding = self._content_encoding
             waiting, self._waiting = self._waiting, None
             self._state = _BODY
+            if waiting is not None and (not body or (not self._chunked and 0 < self._remaining <= len(rest))):
+                # The whole body came with the head (the usual small answer): it is taken in
+                # first, so a reader attaching in the callbacks finds it complete and its
+                # Deferred already fired, rather than chained and resumed later.
+                if not body:
+                    self._finish_body(rest)
+                else:
+                    self._body_bytes(rest)
+                waiting.callback(response)
+                return
             if waiting is not None:
                 waiting.callback(response)
             if self._state != _BODY:

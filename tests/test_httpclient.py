@@ -145,6 +145,27 @@ class ExchangeTests(SynchronousTestCase):
         endpoints.answer(OK)
         self.assertEqual(self.successResultOf(self.successResultOf(d).read()), (b"hello", False))
 
+    def test_body_with_its_head(self):
+        """
+        A whole body arriving with its head is taken in before the head's callbacks run: the
+        connection is already back in the pool and a read there completes at once. Bytes past
+        the body still close the connection.
+        """
+        pool, endpoints, _ = make_pool()
+        seen = []
+
+        def answered(response):
+            seen.append((pool.idle_count(), self.successResultOf(response.read())))
+
+        pool.request(b"GET", b"http://h/a", []).addCallback(answered)
+        endpoints.answer(OK)
+        self.assertEqual(seen, [(1, (b"hello", False))])
+        pool.request(b"GET", b"http://h/b", []).addCallback(answered)
+        self.assertEqual(len(endpoints.connections), 1)
+        endpoints.answer(OK + b"HTTP/1.1 200 OK\r\n")
+        self.assertEqual(seen[1], (0, (b"hello", False)))
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
+
     def test_chunked_byte_by_byte(self):
         """
         A chunked body (extensions and trailers included) arriving one byte at a time is
