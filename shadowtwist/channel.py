@@ -16,7 +16,7 @@ HTTP/2 after a TLS handshake negotiating it: the gateway never offers HTTP/2.
 from __future__ import annotations
 
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
 from twisted.python.failure import Failure
@@ -169,6 +169,49 @@ def _read_whole_head(data: bytes, max_headers: int) -> Optional[tuple]:
     return command, target, version, headers
 
 
+class _HeaderBlocks:
+    """
+    The bytes of a response's own header lines, as Twisted's C{Headers} would write them (names
+    canonicalized, repeats grouped under the first, line breaks in values made spaces), kept
+    per distinct header tuple: an endpoint answers with the same few header sets again and again.
+    """
+
+    LIMIT = 512
+
+    def __init__(self) -> None:
+        self._blocks: Dict[Any, Optional[Tuple[bytes, frozenset]]] = {}
+
+    def __call__(self, headers: Sequence[Tuple[str, str]]) -> Optional[Tuple[bytes, frozenset]]:
+        """
+        @return: (header lines, their names), or C{None} for headers this cannot write as
+            Twisted would (a name Twisted refuses, or a C{Content-Length} of their own).
+        """
+        try:
+            return self._blocks[headers]
+        except KeyError:
+            block = self._blocks[headers] = self._build(headers)
+        except TypeError:  # unhashable (a list): built every time
+            return self._build(headers)
+        if len(self._blocks) > self.LIMIT:
+            self._blocks.clear()
+        return block
+
+    @staticmethod
+    def _build(headers: Sequence[Tuple[str, str]]) -> Optional[Tuple[bytes, frozenset]]:
+        grouped = Headers()
+        try:
+            for name, value in headers:
+                grouped.addRawHeader(name, value)
+        except (ValueError, UnicodeError):
+            return None
+        names = frozenset(name for name, _ in grouped.getAllRawHeaders())
+        if b"Content-Length" in names:
+            return None
+        lines = b"".join(name + b": " + value + b"\r\n"
+                         for name, values in grouped.getAllRawHeaders() for value in values)
+        return lines, names
+
+
 class _DateHeader:
     """
     The C{Date} header value, formatted once per second rather than once per response.
@@ -219,6 +262,44 @@ class GatewayRequest(server.Request):
         except BaseException:
             self.processingFailed(Failure())
 
+    _header_blocks = _HeaderBlocks()
+
+    def respond_at_once(self, code: int, headers: Sequence[Tuple[str, str]], body: bytes) -> bool:
+        """
+        Send a whole response in one write and finish, when nothing about it needs Twisted's
+        own write path (see L{respond}).
+
+        @return: whether it was sent; if not, nothing was done.
+        """
+        channel = self.channel
+        if (self.startedWriting or self.finished or self._disconnected or self._encoder
+                or self._inFakeHead or self.cookies or self.lastModified is not None
+                or self.etag is not None or self.defaultContentType is not None
+                or code in http.NO_BODY_CODES
+                or not isinstance(channel, GatewayChannel) or channel.transport is None):
+            return False
+        found = self._header_blocks(headers)
+        if found is None:
+            return False
+        block, names = found
+        parts = []
+        for name, values in self.responseHeaders.getAllRawHeaders():
+            if name in names or name == b"Content-Length":
+                return False  # Twisted would group these with ours
+            for value in values:
+                parts += (name, b": ", value, b"\r\n")
+        self.setResponseCode(code)
+        self.startedWriting = 1
+        head = b"%s %d %s\r\n%s%sContent-Length: %d\r\n\r\n" % (
+            self.clientproto, code, self.code_message, b"".join(parts), block, len(body))
+        if body and self.method != b"HEAD":
+            self.sentLength = len(body)
+            send_now(channel.transport, head + body)
+        else:
+            send_now(channel.transport, head)
+        self.finish()
+        return True
+
     def write(self, data: bytes) -> None:
         channel = self.channel
         if self.startedWriting or self._disconnected or not isinstance(channel, GatewayChannel):
@@ -229,6 +310,25 @@ class GatewayRequest(server.Request):
             super().write(data)
         finally:
             channel.release()
+
+
+def respond(request: server.Request, code: int, headers: Sequence[Tuple[str, str]], body: bytes) -> None:
+    """
+    Write a whole response (status, header pairs in order, body with its C{Content-Length})
+    and finish the request. A L{GatewayRequest} sends it in one piece (L{GatewayRequest.
+    respond_at_once}); any other request, or anything unusual, goes through Twisted's
+    C{Request.write} and C{finish}, with the same bytes on the wire.
+    """
+    if isinstance(request, GatewayRequest) and request.respond_at_once(code, headers, body):
+        return
+    request.setResponseCode(code)
+    response_headers = request.responseHeaders
+    for name, value in headers:
+        response_headers.addRawHeader(name, value)
+    response_headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
+    if body and request.method != b"HEAD":
+        request.write(body)
+    request.finish()
 
 
 class GatewaySite(server.Site):

@@ -23,6 +23,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from shadowtwist.backend import IncomingRequest
+from shadowtwist.channel import respond
 from shadowtwist.config import RouterOptions, ServiceConfig
 from shadowtwist.responses import GatewayResponse, router_error, version_header
 
@@ -39,14 +40,7 @@ def write_response(request: server.Request, response: GatewayResponse) -> None:
     """
     Write a whole L{GatewayResponse} and finish the request.
     """
-    request.setResponseCode(response.status)
-    headers = request.responseHeaders
-    for name, value in response.headers:
-        headers.addRawHeader(name, value)
-    headers.setRawHeaders(b"content-length", [str(len(response.body)).encode("ascii")])
-    if response.body and request.method != b"HEAD":
-        request.write(response.body)
-    request.finish()
+    respond(request, response.status, response.headers, response.body)
 
 
 def respond_now(request: server.Request, response: GatewayResponse) -> bytes:

@@ -13,7 +13,7 @@ from twisted.web import http, server
 from twisted.web.resource import Resource
 
 from shadowtwist import channel as channel_module
-from shadowtwist.channel import GatewayChannel, GatewayRequest, GatewaySite, _DateHeader
+from shadowtwist.channel import GatewayChannel, GatewayRequest, GatewaySite, _DateHeader, respond
 from tests.test_tcpio import FakeSocket
 
 
@@ -265,3 +265,112 @@ class WholeHeadTests(SynchronousTestCase):
         now[0] = 1001.0
         self.assertEqual(date(), original(1001))
         self.assertEqual(formatted, [1000, 1001])
+
+
+class Responder(Resource):
+    """
+    Answers every request with L{respond} and the status, headers and body it is given.
+    """
+
+    isLeaf = True
+
+    def __init__(self, code, headers, body):
+        super().__init__()
+        self.answer = (code, headers, body)
+
+    def render(self, request):
+        if not request.getHeader(b"x-default-type"):
+            request.defaultContentType = None  # as the gateway's handlers do
+        if request.getHeader(b"x-early"):
+            request.responseHeaders.addRawHeader(b"X-Early", b"1")
+        respond(request, *self.answer)
+        return server.NOT_DONE_YET
+
+
+class TwistedWrites(GatewayRequest):
+    """
+    A gateway request that always answers through Twisted's own write path.
+    """
+
+    def respond_at_once(self, code, headers, body):
+        return False
+
+
+class RespondTests(SynchronousTestCase):
+    """
+    L{respond} sends a whole response in one write, byte for byte what Twisted's own write
+    path sends, and leaves anything unusual to that path.
+    """
+
+    ANSWERS = [
+        (200, (("Content-Type", "application/json"), ("X-Krakend", "Version 1")), b'{"a":1}'),
+        (200, (("set-cookie", "a=1"), ("X-Other", "x"), ("Set-Cookie", "b=2")), b"body"),
+        (502, (("X-Broken", "line\r\nbreak"),), b""),
+        (404, [("Content-Type", "text/plain")], b"not found"),
+        (200, (("Date", "Thu, 01 Jan 1970 00:00:00 GMT"),), b"own date"),
+        (200, (("Content-Length", "3"),), b"abc"),
+        (204, (("X-A", "1"),), b""),
+    ]
+    REQUESTS = [
+        b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HEAD /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /r HTTP/1.0\r\n\r\n",
+        b"GET /r HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /r HTTP/1.1\r\nX-Early: 1\r\n\r\n",
+        b"GET /r HTTP/1.1\r\nX-Default-Type: 1\r\n\r\n",
+    ]
+
+    def setUp(self):
+        self.patch(channel_module, "date_header", lambda: b"Fri, 27 Nov 2026 06:00:00 GMT")
+
+    def serve(self, answer, request, at_once=True):
+        site = GatewaySite(Responder(*answer), reactor=Clock())
+        if not at_once:
+            site.requestFactory = TwistedWrites
+        channel = site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(request)
+        return transport.value()
+
+    def test_same_bytes_as_twisted(self):
+        """
+        Every answer, to every kind of request, is on the wire as Twisted writes it.
+        """
+        for answer in self.ANSWERS:
+            for request in self.REQUESTS:
+                ours = self.serve(answer, request)
+                theirs = self.serve(answer, request, at_once=False)
+                self.assertEqual(ours, theirs, (answer, request))
+
+    def test_one_write(self):
+        """
+        The usual answer leaves in one send, straight to the socket, and is logged with its
+        length.
+        """
+        logged = []
+        site = GatewaySite(Responder(*self.ANSWERS[0]), reactor=Clock())
+        site.log = logged.append
+        channel = site.buildProtocol(None)
+        transport = FakeTCPServer(FakeSocket(), channel, MemoryReactor())
+        transport.connected = True
+        channel.makeConnection(transport)
+        channel.dataReceived(self.REQUESTS[0])
+        [sent] = transport.socket.sent
+        self.assertTrue(sent.startswith(b"HTTP/1.1 200 OK\r\nDate: "), sent)
+        self.assertTrue(sent.endswith(b'Content-Length: 7\r\n\r\n{"a":1}'), sent)
+        [request] = logged
+        self.assertEqual((request.code, request.sentLength), (200, 7))
+
+    def test_unusual_answers_take_twisteds_path(self):
+        """
+        A header Twisted would group with its own, an own Content-Length, a status without a
+        body and a name Twisted refuses are not sent at once.
+        """
+        taken = []
+        original = GatewayRequest.respond_at_once
+        self.patch(GatewayRequest, "respond_at_once",
+                   lambda request, *answer: taken.append(original(request, *answer)) or taken[-1])
+        for answer in self.ANSWERS:
+            self.serve(answer, self.REQUESTS[0])
+        self.assertEqual(taken, [True, True, True, True, False, False, False])
