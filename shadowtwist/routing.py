@@ -376,13 +376,15 @@ def pipeline_handler(pipeline: Any) -> Handler:
     The pipeline's work is cancelled when the client goes away; nothing is written after that.
     """
     params = pipeline.endpoint.params
+    # Only shadows wait for the client's response to be written.
+    wait_for_written = bool(pipeline.endpoint.shadows)
 
     def handle(request: server.Request) -> bytes:
         request.defaultContentType = None
-        written: Deferred = Deferred()
         if getattr(pipeline, "streams", False):
-            pipeline.stream(incoming_request(request, params), request, written)
+            pipeline.stream(incoming_request(request, params), request, Deferred())
             return server.NOT_DONE_YET
+        written: Optional[Deferred] = Deferred() if wait_for_written else None
         accept = request.getHeader(b"accept")
         d = pipeline.handle(incoming_request(request, params),
                             accept.decode("latin-1") if accept is not None else None, written)
@@ -399,7 +401,8 @@ def pipeline_handler(pipeline: Any) -> Handler:
                 if not gone:
                     write_response(request, response)
             finally:
-                written.callback(None)
+                if written is not None:
+                    written.callback(None)
 
         def failed(failure: Failure) -> None:
             try:
@@ -410,7 +413,8 @@ def pipeline_handler(pipeline: Any) -> Handler:
                 if not gone:
                     write_response(request, GatewayResponse(500, (), b""))
             finally:
-                written.callback(None)
+                if written is not None:
+                    written.callback(None)
 
         d.addCallbacks(write, failed)
         return server.NOT_DONE_YET
