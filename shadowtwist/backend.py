@@ -379,6 +379,17 @@ class BackendClient:
         d = self._fetch(outgoing, (self._clock(), max_body))
         return self._with_deadline(d, timeout)
 
+    def held_down(self, url: str) -> Optional[str]:
+        """
+        Why a request to C{url} would fail at once, its origin held down after a failed
+        connection (the shadow client's C{hold_down}), else C{None}.
+        """
+        try:
+            error = self.pool.held_down(url.encode("ascii"))
+        except UnicodeEncodeError:
+            return None
+        return None if error is None else str(error)
+
     def _read(self, response: ClientResponse, started: float, max_body: Optional[int]) -> Deferred:
         return response.read(max_body).addCallback(self._whole, response, started)
 

@@ -821,6 +821,22 @@ class ConnectionPool:
             d.addErrback(self._retry_stale, connection, key, method, head, body, url)
         return d
 
+    def held_down(self, url: bytes) -> Optional[HeldDown]:
+        """
+        The error a request to C{url} would fail with at once, its origin being held down after
+        a failed connection (and no idle connection to it left), else C{None}.
+        """
+        if not self._failed:
+            return None
+        try:
+            key = self._split(url)[0]
+        except ValueError:
+            return None
+        held = self._failed.get(key)
+        if held is None or held[0] <= self._reactor.seconds() or self._idle.get(key):
+            return None
+        return HeldDown(held[1], self.hold_down)
+
     def _split(self, url: bytes) -> Tuple[Key, bytes, bytes]:
         """
         L{split_url}, with each origin's key and host parsed once: backend URLs differ in

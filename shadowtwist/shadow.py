@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -301,6 +301,10 @@ class ShadowDispatcher:
         if len(incoming.body) > options.max_body_bytes:  # on_body_overflow: headers_only
             incoming = replace(incoming, body=b"")
         outgoing = _rewrite_headers(build_request(shadow.endpoint, shadow.backend, incoming), shadow)
+        held_down = self._client.held_down(outgoing.url)
+        if held_down is not None:
+            # a dead shadow: the error is known without a call, and costs less than a live one
+            return succeed(ShadowResult("error", outgoing.url, 0.0, error=held_down))
         started = self._clock()
         d = self._client.send(outgoing, shadow.backend.shadow_timeout or shadow.endpoint.timeout,
                               MAX_SHADOW_BODY)

@@ -346,3 +346,6 @@ class _FailingClient:
         from twisted.internet.error import ConnectionRefusedError
 
         return fail(ConnectionRefusedError())
+
+    def held_down(self, url):
+        return None

@@ -400,9 +400,12 @@ class HoldDownTests(SynchronousTestCase):
         held = self.failureResultOf(pool.request(b"GET", b"http://h:1/y", []), HeldDown)
         self.assertIn("Connection refused", str(held.value))
         self.assertIn("not retried for 1s", str(held.value))
+        self.assertEqual(str(pool.held_down(b"http://h:1/z")), str(held.value))
+        self.assertIsNone(pool.held_down(b"http://h:2/x"))
         self.failureResultOf(pool.request(b"GET", b"http://h:2/x", []), ConnectionRefusedError)
         self.assertEqual(len(attempts), 2)  # the other origin was tried
         clock.advance(1.01)
+        self.assertIsNone(pool.held_down(b"http://h:1/z"))
         self.failureResultOf(pool.request(b"GET", b"http://h:1/x", []), ConnectionRefusedError)
         self.assertEqual(len(attempts), 3)
         eager = ConnectionPool(clock, lambda *key: Refusing())

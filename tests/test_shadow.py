@@ -77,6 +77,24 @@ class IsolationTests(SynchronousTestCase):
         self.assertEqual(harness.gateway.shadows.in_flight.total, 0)
         self.assertEqual(stats_of(harness)["outcomes"]["timeout"], 4)
 
+    def test_held_down_shadow_not_called(self):
+        """
+        While the shadow's origin is held down after a failed connection, each copy is an
+        error outcome with the hold-down's reason, known without a call; the slot is given back.
+        """
+        harness, shadows = harness_for({"max_in_flight": 4})
+        harness.backends.route("/v1/item/1", {"id": 1})
+        client = harness.gateway.shadows._client
+        why = "connection refused (not retried for 5s after a failed connection)"
+        asked = []
+        self.patch(client, "held_down", lambda url: asked.append(url) or why)
+        self.patch(client, "send", lambda *args, **kwargs: self.fail("the shadow was called"))
+        for _ in range(6):
+            self.assertEqual(self.successResultOf(harness.request("GET", "/item/1")).code, 200)
+        self.assertEqual(asked, ["http://shadow.test/v2/item/1"] * 6)
+        self.assertEqual(stats_of(harness)["outcomes"]["error"], 6)
+        self.assertEqual(harness.gateway.shadows.in_flight.total, 0)
+
     def test_global_cap(self):
         """
         max_shadow_in_flight caps all shadows together.
