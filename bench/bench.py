@@ -110,7 +110,7 @@ PROFILE_CATEGORIES = (
 )
 WARMUP_SPREAD = 0.10
 TWISTD_BOOT = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
-APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "pypy3": "pypy3"}
+APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "pypy3": "pypy3", "valgrind": "valgrind"}
 INTERPRETER_BASES = {"cpython": sys.executable, "pypy": "pypy3"}
 # PYPY_GC_NURSERY for servers on PyPy ("": PyPy's default, half the L2 cache, 256 kB on the
 # machine of README's table). README.rst's PyPy section shows what a larger one changes.

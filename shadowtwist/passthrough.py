@@ -25,7 +25,6 @@ from twisted.web.client import PotentialDataLoss, ResponseDone
 from shadowtwist.backend import BackendClient, BackendResponse, IncomingRequest, build_request, describe_failure
 from shadowtwist.config import EndpointConfig, RouterOptions
 from shadowtwist.merge import Merged, Part
-from shadowtwist.metrics import LabelCache
 from shadowtwist.pipeline import NO_PIPELINE, PrimaryOutcome, dispatch_shadows, tell
 from shadowtwist.responses import GatewayResponse, client_response, version_header
 from shadowtwist.routing import write_response
@@ -53,7 +52,7 @@ class PassthroughPipeline:
         self._shadows = shadows
         self._clock = clock
         self._backend = endpoint.primaries[0] if endpoint.primaries else None
-        self._requests = LabelCache(metrics.requests) if metrics is not None else None
+        self._requests = metrics.children(metrics.requests) if metrics is not None else None
 
     def stream(self, incoming: IncomingRequest, request: server.Request, written: Deferred) -> None:
         """

@@ -26,7 +26,7 @@ from shadowtwist.backend import (
 from shadowtwist.config import BackendConfig, EndpointConfig, RouterOptions
 from shadowtwist.manipulate import apply_flatmap, sequential_params
 from shadowtwist.merge import Merged, Part, apply_static, merge_parts
-from shadowtwist.metrics import GatewayMetrics, LabelCache
+from shadowtwist.metrics import GatewayMetrics
 from shadowtwist.responses import GatewayResponse, backend_part, client_response
 
 MERGE_DEADLINE_SHARE = 0.85
@@ -89,9 +89,10 @@ class EndpointPipeline:
         self._sequential = endpoint.sequential and several
         self._flatmap = endpoint.flatmap if several else None  # KrakenD ignores it for one backend
         metrics = metrics or GatewayMetrics()
-        self._requests = LabelCache(metrics.requests)
-        self._duration = metrics.request_duration.labels(endpoint.path)
-        self._backend_calls = [{outcome: metrics.backend_requests.labels(endpoint.path, b.label, outcome)
+        self._requests = metrics.children(metrics.requests)
+        self._duration = metrics.children(metrics.request_duration)(endpoint.path)
+        backend_calls = metrics.children(metrics.backend_requests)
+        self._backend_calls = [{outcome: backend_calls(endpoint.path, b.label, outcome)
                                 for outcome in ("ok", "error", "timeout")} for b in self._primaries]
 
     def handle(self, incoming: IncomingRequest, accept: Optional[str] = None,

@@ -35,7 +35,7 @@ from shadowtwist.backend import (
 from shadowtwist.compare import Comparison, NoiseLearner, ResponseView, compare, compile_ignore
 from shadowtwist.config import SAFE_METHODS, BackendConfig, EndpointConfig
 from shadowtwist.logbatch import LogBatch
-from shadowtwist.metrics import GatewayMetrics, LabelCache
+from shadowtwist.metrics import GatewayMetrics
 from shadowtwist.responses import backend_part
 from shadowtwist.sampling import Sampler, parse_sticky_key
 from shadowtwist.shadowstats import AutoPause, RateLimiter, ShadowRegistry, ShadowStats, capture_entry
@@ -171,11 +171,11 @@ class ShadowDispatcher:
         self._client = client
         self._reactor = reactor
         self.metrics = metrics = metrics or GatewayMetrics()
-        self.in_flight_gauge = LabelCache(metrics.shadow_in_flight)
-        self.requests_counter = LabelCache(metrics.shadow_requests)
-        self.duration_histogram = LabelCache(metrics.shadow_duration)
-        self.delta_histogram = LabelCache(metrics.shadow_latency_delta)
-        self.compare_counter = LabelCache(metrics.shadow_compare)
+        self.in_flight_gauge = metrics.children(metrics.shadow_in_flight)
+        self.requests_counter = metrics.children(metrics.shadow_requests)
+        self.duration_histogram = metrics.children(metrics.shadow_duration)
+        self.delta_histogram = metrics.children(metrics.shadow_latency_delta)
+        self.compare_counter = metrics.children(metrics.shadow_compare)
         self._clock = clock
         self._rng = rng or random.Random()
         self.in_flight = InFlight(max_in_flight)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from twisted.application import strports
 from twisted.application.service import MultiService
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -23,7 +24,7 @@ from shadowtwist.accesslog import BatchedLogSite, QuietSite
 from shadowtwist.admin import admin_site
 from shadowtwist.backend import SHADOW_HOLD_DOWN, BackendClient
 from shadowtwist.config import ConfigError, ServiceConfig, describe_endpoints, load_config
-from shadowtwist.metrics import GatewayMetrics, enable_multiprocess
+from shadowtwist.metrics import FLUSH_INTERVAL, GatewayMetrics, enable_multiprocess
 from shadowtwist.passthrough import PassthroughPipeline
 from shadowtwist.pipeline import EndpointPipeline
 from shadowtwist import builtin
@@ -125,6 +126,8 @@ class GatewayService(MultiService):
         self.shadow_client = shadow_client or BackendClient(
             reactor, config.client, retry=False, hold_down=SHADOW_HOLD_DOWN)
         self.metrics = GatewayMetrics()
+        self._flush_metrics = LoopingCall(self.metrics.flush)
+        self._flush_metrics.clock = reactor
         self.shadows = ShadowDispatcher(self.shadow_client, reactor, self.metrics, clock=clock,
                                         max_in_flight=config.shadowgw.max_shadow_in_flight, rng=rng)
         pipelines = [self._pipeline(endpoint, clock) for endpoint in config.endpoints]
@@ -155,6 +158,7 @@ class GatewayService(MultiService):
         if hasattr(gc, "freeze"):  # CPython: what startup built is never scanned again
             gc.collect()
             gc.freeze()
+        self._flush_metrics.start(FLUSH_INTERVAL, now=False)
         super().startService()
 
     def stopService(self) -> Any:
@@ -164,6 +168,9 @@ class GatewayService(MultiService):
         """
         d = super().stopService()
         self.shadows.stop()
+        if self._flush_metrics.running:
+            self._flush_metrics.stop()
+        self.metrics.flush()
 
         def close(_: Any) -> Any:
             from twisted.internet.defer import gatherResults

@@ -152,3 +152,27 @@ class SmokeModeTests(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual([pid for pid in started if is_running(pid)], [])
         self.assertEqual(commands_mentioning(str(self.results_dir)), [])
+
+
+class InMemoryHarnessTests(unittest.TestCase):
+    """
+    C{bench/inmemory.py}, which C{bench/instructions.py} counts under valgrind, still drives
+    requests through the whole gateway.
+    """
+
+    def run_harness(self, *options: str) -> str:
+        completed = subprocess.run(
+            [sys.executable, str(BENCH.parent / "inmemory.py"), "--requests", "20", "--runs", "2"]
+            + list(options), capture_output=True, text=True, timeout=SMOKE_TIMEOUT,
+            env=dict(os.environ, PYTHONPATH=str(BENCH.parent.parent)))
+        self.assertEqual(completed.returncode, 0, completed.stderr[-2000:])
+        return completed.stdout
+
+    def test_one_backend(self):
+        self.assertIn("us per request", self.run_harness())
+
+    def test_shadow(self):
+        self.assertIn("us per request", self.run_harness("--shadow"))
+
+    def test_refused_shadow(self):
+        self.assertIn("us per request", self.run_harness("--refused"))

@@ -45,6 +45,7 @@ def metric(harness, name, **labels):
     """
     The value of one sample of the gateway's metrics.
     """
+    harness.gateway.metrics.flush()
     value = harness.gateway.metrics.registry.get_sample_value(name, labels)
     return value or 0.0
 

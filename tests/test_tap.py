@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from shadowtwist.tap import GatewayService, Options, makeService
@@ -88,7 +88,7 @@ class ServiceTests(SynchronousTestCase):
         """
         options = Options()
         options.parseOptions(["-c", EXAMPLE, "--listen", "tcp:8123", "--listen", "tcp:8124"])
-        reactor = MemoryReactor()
+        reactor = MemoryReactorClock()
         service = makeService(options, reactor)
         self.assertIsInstance(service, GatewayService)
         service.startService()
@@ -104,7 +104,7 @@ class ServiceTests(SynchronousTestCase):
         """
         options = Options()
         options.parseOptions(["-c", EXAMPLE, "--listen", "tcp:8123", "--admin", "tcp:9999:interface=127.0.0.1"])
-        reactor = MemoryReactor()
+        reactor = MemoryReactorClock()
         service = makeService(options, reactor)
         service.startService()
         self.addCleanup(service.stopService)
@@ -116,7 +116,7 @@ class ServiceTests(SynchronousTestCase):
         """
         options = Options()
         options.parseOptions(["-c", EXAMPLE, "--demo", "--listen", "tcp:8080"])
-        reactor = MemoryReactor()
+        reactor = MemoryReactorClock()
         service = makeService(options, reactor)
         service.startService()
         self.addCleanup(service.stopService)
@@ -128,7 +128,7 @@ class ServiceTests(SynchronousTestCase):
         """
         options = Options()
         options.parseOptions(["-c", EXAMPLE])
-        service = makeService(options, MemoryReactor())
+        service = makeService(options, MemoryReactorClock())
         closed = []
         service.primary_client.pool.close = lambda: closed.append("primary") or _done()
         service.shadow_client.pool.close = lambda: closed.append("shadow") or _done()
@@ -146,11 +146,11 @@ class ServiceTests(SynchronousTestCase):
                                    "endpoints": []})
         options = Options()
         options.parseOptions(["-c", name])
-        service = makeService(options, MemoryReactor())
+        service = makeService(options, MemoryReactorClock())
         self.assertIsInstance(service.site, QuietSite)
         options = Options()
         options.parseOptions(["-c", EXAMPLE])
-        self.assertNotIsInstance(makeService(options, MemoryReactor()).site, QuietSite)
+        self.assertNotIsInstance(makeService(options, MemoryReactorClock()).site, QuietSite)
 
     def test_shadow_pool_does_not_retry(self):
         """
@@ -159,7 +159,7 @@ class ServiceTests(SynchronousTestCase):
         """
         options = Options()
         options.parseOptions(["-c", EXAMPLE])
-        service = makeService(options, MemoryReactor())
+        service = makeService(options, MemoryReactorClock())
         self.assertIsNot(service.primary_client.pool, service.shadow_client.pool)
         self.assertFalse(service.shadow_client.pool.retry)
         self.assertTrue(service.primary_client.pool.retry)

@@ -17,6 +17,7 @@ import urllib.request
 
 from twisted.trial.unittest import TestCase
 
+from shadowtwist.metrics import FLUSH_INTERVAL
 from shadowtwist.tap import Options
 
 BIN = os.path.dirname(sys.executable)
@@ -92,8 +93,14 @@ class WorkersTests(TestCase):
         self.assertEqual(len(workers), 1, "one extra worker process")
         for _ in range(40):
             self.assertEqual(get(f"http://127.0.0.1:{port}/h")[0], 200)
-        _, text = get(f"http://127.0.0.1:{admin}/metrics")
-        line = [l for l in text.decode().splitlines() if l.startswith("shadowgw_requests_total{")]
+        # each process hands its counts to the shared files at most FLUSH_INTERVAL later
+        deadline = time.monotonic() + FLUSH_INTERVAL + 5
+        while True:
+            _, text = get(f"http://127.0.0.1:{admin}/metrics")
+            line = [l for l in text.decode().splitlines() if l.startswith("shadowgw_requests_total{")]
+            if line and float(line[0].rsplit(" ", 1)[1]) == 40.0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         self.assertEqual(len(line), 1, line)
         self.assertEqual(float(line[0].rsplit(" ", 1)[1]), 40.0)
         process.send_signal(signal.SIGTERM)
