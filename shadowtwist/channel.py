@@ -32,6 +32,9 @@ _parse_request_line = getattr(http, "_parseRequestLine", None)
 _name_encoder = getattr(http, "_nameEncoder", None)
 _WHOLE_HEAD = (_parse_request_line is not None and _name_encoder is not None
                and hasattr(http.HTTPChannel, "_HTTPChannel__first_line"))
+# Read once: twisted.web.http is behind a deprecation proxy that makes every attribute lookup on
+# the module a few Python calls.
+_NO_BODY_CODES = http.NO_BODY_CODES
 # Headers that give a request a body: such requests take Twisted's path, which frames bodies.
 _BODY_HEADERS = frozenset((b"Content-Length", b"Transfer-Encoding"))
 
@@ -275,7 +278,7 @@ class GatewayRequest(server.Request):
         if (self.startedWriting or self.finished or self._disconnected or self._encoder
                 or self._inFakeHead or self.cookies or self.lastModified is not None
                 or self.etag is not None or self.defaultContentType is not None
-                or code in http.NO_BODY_CODES
+                or code in _NO_BODY_CODES
                 or not isinstance(channel, GatewayChannel) or channel.transport is None):
             return False
         found = self._header_blocks(headers)

@@ -45,6 +45,7 @@ _URL = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)")
 _UNSAFE_HEADER = re.compile(rb"[\r\n]")
 _UNUSUAL_ORIGIN = re.compile(rb"[?#@\s]")
 _IDLE, _HEAD, _BODY, _CLOSED = range(4)
+_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"content-encoding", b"connection"))
 _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS = range(4)
 
 
@@ -179,6 +180,17 @@ class ClientResponse:
     @ivar content_encoding: the first C{Content-Encoding} value, if any.
     """
 
+    # Defaults at class level: one response per exchange, most of them never changed.
+    content_encoding: Optional[bytes] = None
+    previousResponse: Optional[Any] = None
+    request = None
+    _headers: Optional[Headers] = None
+    _gunzip: Any = None
+    _sink: Optional[Callable[[bytes], None]] = None
+    _end_sink: Optional[Callable[[Any], None]] = None
+    _ended: Any = None
+    _told_end = False
+
     def __init__(self, connection: "ClientConnection", version: bytes, code: int, phrase: bytes,
                  raw_headers: List[Tuple[bytes, bytes]], url: bytes) -> None:
         self._connection = connection
@@ -187,16 +199,7 @@ class ClientResponse:
         self.phrase = phrase
         self.raw_headers = raw_headers
         self.url = url
-        self.content_encoding: Optional[bytes] = None
-        self.previousResponse: Optional[Any] = None
-        self.request = None
-        self._headers: Optional[Headers] = None
-        self._gunzip: Any = None
         self._pending: List[bytes] = []
-        self._sink: Optional[Callable[[bytes], None]] = None
-        self._end_sink: Optional[Callable[[Any], None]] = None
-        self._ended: Any = None
-        self._told_end = False
 
     @property
     def headers(self) -> Headers:
@@ -540,6 +543,8 @@ class ClientConnection(Protocol):
         keep_alive = version == b"HTTP/1.1"
         for name, value in headers:
             lowered = name.lower()
+            if lowered not in _FRAMING_HEADERS:
+                continue
             if lowered == b"content-length":
                 if length is not None and value != length:
                     raise MalformedResponse("conflicting Content-Length headers")
