@@ -291,16 +291,18 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
     Hand one request to every shadow backend of an endpoint.
 
     @param written: fires once the client's response is written (passed on to each shadow).
-    @return: one Deferred per shadow, to fire with the L{PrimaryOutcome} via L{tell}.
+    @return: a Deferred for each shadow that waits for the L{PrimaryOutcome} (copies skipped
+        or dropped at once wait for nothing), to fire via L{tell}.
     """
-    if not endpoint.shadows:
-        return []
-    watchers = [Deferred() for _ in endpoint.shadows]
-    for backend, primary_done in zip(endpoint.shadows, watchers):
+    watchers = []
+    for backend in endpoint.shadows:
         try:
-            shadows.dispatch(endpoint, backend, incoming, primary_done, written)
+            watcher = shadows.dispatch(endpoint, backend, incoming, written)
         except Exception:  # a shadow must never fail the primary
             _dispatch_log.failure("dispatching shadow {backend} failed", backend=backend.label)
+            continue
+        if watcher is not None:
+            watchers.append(watcher)
     return watchers
 
 

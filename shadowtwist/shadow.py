@@ -198,26 +198,27 @@ class ShadowDispatcher:
         return state
 
     def dispatch(self, endpoint: EndpointConfig, backend: BackendConfig, incoming: IncomingRequest,
-                 primary_done: Deferred, written: Optional[Deferred] = None) -> Deferred:
+                 written: Optional[Deferred] = None) -> Optional[Deferred]:
         """
-        Shadow one request (or count why not), then compare and record once the primary is done.
+        Shadow one request (or count why not); compare and record once the primary is done.
+        The request path never waits on a shadow.
 
-        @param primary_done: fires with the L{shadowtwist.pipeline.PrimaryOutcome}.
         @param written: fires once the client's response is written (for C{after_response}).
-        @return: a Deferred firing with the L{ShadowResult} once everything is recorded; it never
-            fails and the request path never waits on it.
+        @return: a Deferred to fire with the L{shadowtwist.pipeline.PrimaryOutcome}, or C{None}
+            for a copy skipped or dropped here (already recorded: it needs no outcome).
         """
         shadow = self.shadow_for(endpoint, backend)
         call = _ShadowCall(self, shadow, incoming)
         reason = shadow.skip_reason(incoming, self._clock())
         if reason is not None:
             call.finish(ShadowResult(reason))
-            return call.done
+            return None
         if not self.in_flight.acquire(shadow.key, shadow.options.max_in_flight):
             call.finish(ShadowResult("dropped", error="too many shadow calls in flight"))
-            return call.done
+            return None
         call.holding_slot = True
         self.in_flight_gauge(backend.label).inc()
+        primary_done = Deferred()
         primary_done.addCallback(call.primary_known)
         start = shadow.options.start
         if start == "parallel":
@@ -226,7 +227,7 @@ class ShadowDispatcher:
             written.addCallback(lambda _: call.send())
         elif start == "after_response":
             primary_done.addCallback(lambda outcome: call.send())
-        return call.done
+        return primary_done
 
     def release(self, shadow: ShadowBackend) -> None:
         """
@@ -353,7 +354,7 @@ class _ShadowCall:
         self.result: Optional[ShadowResult] = None
         self.holding_slot = False
         self.sent = False
-        self.done: Deferred = Deferred()
+        self.finished = False
 
     def send(self) -> None:
         if self.sent:
@@ -386,7 +387,7 @@ class _ShadowCall:
         self._settle()
 
     def _settle(self) -> None:
-        if self.result is None or self.primary is None or self.done.called:
+        if self.result is None or self.primary is None or self.finished:
             return
         self.finish(self.result)
 
@@ -394,13 +395,13 @@ class _ShadowCall:
         """
         Record the outcome (and start the comparison) exactly once.
         """
-        if self.done.called:
+        if self.finished:
             return
+        self.finished = True
         try:
             self._record(result)
         except Exception:
             _log.failure("recording a shadow outcome failed")
-        self.done.callback(result)
 
     def _bug(self, failure: Failure) -> None:
         _log.failure("shadow call failed unexpectedly", failure)

@@ -34,8 +34,10 @@ class WatchingShadows:
     def __init__(self):
         self.told = []
 
-    def dispatch(self, endpoint, backend, incoming, primary_done, written):
+    def dispatch(self, endpoint, backend, incoming, written):
+        primary_done = Deferred()
         primary_done.addCallback(self.told.append)
+        return primary_done
 
 
 def pipeline_with_a_shadow():
