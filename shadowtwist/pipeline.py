@@ -291,8 +291,8 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
     Hand one request to every shadow backend of an endpoint.
 
     @param written: fires once the client's response is written (passed on to each shadow).
-    @return: a Deferred for each shadow that waits for the L{PrimaryOutcome} (copies skipped
-        or dropped at once wait for nothing), to fire via L{tell}.
+    @return: a watcher for each shadow copy that waits for the L{PrimaryOutcome} (copies
+        skipped or dropped at once wait for nothing), to be told via L{tell}.
     """
     watchers = []
     for backend in endpoint.shadows:
@@ -311,10 +311,9 @@ def _tell_later(result: Any, watchers: Sequence[Deferred], outcome: PrimaryOutco
     return result
 
 
-def tell(watchers: Sequence[Deferred], outcome: Optional[PrimaryOutcome]) -> None:
+def tell(watchers: Sequence[Any], outcome: Optional[PrimaryOutcome]) -> None:
     """
-    Fire every watcher (once) with the primary's outcome.
+    Tell every watcher the primary's outcome (each counts only the first it is told).
     """
     for watcher in watchers:
-        if not watcher.called:
-            watcher.callback(outcome)
+        watcher.primary_known(outcome)

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -198,14 +198,15 @@ class ShadowDispatcher:
         return state
 
     def dispatch(self, endpoint: EndpointConfig, backend: BackendConfig, incoming: IncomingRequest,
-                 written: Optional[Deferred] = None) -> Optional[Deferred]:
+                 written: Optional[Deferred] = None) -> Optional["_ShadowCall"]:
         """
         Shadow one request (or count why not); compare and record once the primary is done.
         The request path never waits on a shadow.
 
         @param written: fires once the client's response is written (for C{after_response}).
-        @return: a Deferred to fire with the L{shadowtwist.pipeline.PrimaryOutcome}, or C{None}
-            for a copy skipped or dropped here (already recorded: it needs no outcome).
+        @return: the call, to be told the L{shadowtwist.pipeline.PrimaryOutcome} through its
+            C{primary_known}, or C{None} for a copy skipped or dropped here (already recorded:
+            it needs no outcome).
         """
         shadow = self.shadow_for(endpoint, backend)
         call = _ShadowCall(self, shadow, incoming)
@@ -218,16 +219,14 @@ class ShadowDispatcher:
             return None
         call.holding_slot = True
         self.in_flight_gauge(backend.label).inc()
-        primary_done = Deferred()
-        primary_done.addCallback(call.primary_known)
         start = shadow.options.start
         if start == "parallel":
             call.send()
         elif start == "after_response" and written is not None:
             written.addCallback(lambda _: call.send())
         elif start == "after_response":
-            primary_done.addCallback(lambda outcome: call.send())
-        return primary_done
+            call.send_when_primary_known = True
+        return call
 
     def release(self, shadow: ShadowBackend) -> None:
         """
@@ -292,11 +291,11 @@ class ShadowDispatcher:
         d.addCallbacks(learned, lambda failure: None)
         d.addBoth(done)
 
-    def send(self, shadow: ShadowBackend, incoming: IncomingRequest) -> Deferred:
+    def send(self, shadow: ShadowBackend, incoming: IncomingRequest,
+             finished: Callable[[ShadowResult], None]) -> None:
         """
-        Send one shadow copy now.
-
-        @return: a Deferred firing with a L{ShadowResult} (never failing).
+        Send one shadow copy now; C{finished} gets its L{ShadowResult} (at once when the
+        shadow's origin is held down after a failed connection).
         """
         options = shadow.options
         if len(incoming.body) > options.max_body_bytes:  # on_body_overflow: headers_only
@@ -305,20 +304,21 @@ class ShadowDispatcher:
         held_down = self._client.held_down(outgoing.url)
         if held_down is not None:
             # a dead shadow: the error is known without a call, and costs less than a live one
-            return succeed(ShadowResult("error", outgoing.url, 0.0, error=held_down))
-        started = self._clock()
+            finished(ShadowResult("error", outgoing.url, 0.0, error=held_down))
+            return
         d = self._client.send(outgoing, shadow.backend.shadow_timeout or shadow.endpoint.timeout,
                               MAX_SHADOW_BODY)
         self._sending.add(d)
+        d.addBoth(self._settled, d, outgoing.url, self._clock(), finished)
 
-        def settled(result: Any) -> ShadowResult:
-            self._sending.discard(d)
-            if not isinstance(result, Failure):
-                return ShadowResult("ok", outgoing.url, self._clock() - started, result)
+    def _settled(self, result: Any, d: Deferred, url: str, started: float,
+                 finished: Callable[[ShadowResult], None]) -> None:
+        self._sending.discard(d)
+        if isinstance(result, Failure):
             outcome = "timeout" if result.check(BackendTimeout) else "error"
-            return ShadowResult(outcome, outgoing.url, self._clock() - started, error=describe_failure(result))
-
-        return d.addBoth(settled)
+            finished(ShadowResult(outcome, url, self._clock() - started, error=describe_failure(result)))
+        else:
+            finished(ShadowResult("ok", url, self._clock() - started, result))
 
     def chance(self, share: float) -> bool:
         """
@@ -354,6 +354,7 @@ class _ShadowCall:
         self.result: Optional[ShadowResult] = None
         self.holding_slot = False
         self.sent = False
+        self.send_when_primary_known = False
         self.finished = False
 
     def send(self) -> None:
@@ -361,30 +362,37 @@ class _ShadowCall:
             return
         self.sent = True
         try:
-            d = self.dispatcher.send(self.shadow, self.incoming)
+            self.dispatcher.send(self.shadow, self.incoming, self.shadow_finished)
         except Exception:
             self._bug(Failure())
-            return
-        d.addCallback(self.shadow_finished)
-        d.addErrback(self._bug)
 
-    def primary_known(self, outcome: Any) -> Any:
+    def primary_known(self, outcome: Any) -> None:
+        """
+        The primary's outcome (a L{shadowtwist.pipeline.PrimaryOutcome}); only the first
+        counts.
+        """
+        if self.primary is not None:
+            return
         self.primary = outcome
-        if self.shadow.options.start == "on_primary_success" and not self.sent:
+        if self.send_when_primary_known:
+            self.send()
+        elif self.shadow.options.start == "on_primary_success" and not self.sent:
             if _primary_succeeded(self.shadow, outcome):
                 self.send()
             else:
                 self.shadow_finished(ShadowResult("skipped_primary"))
-                return outcome
+                return
         self._settle()
-        return outcome
 
     def shadow_finished(self, result: ShadowResult) -> None:
-        self.result = result
-        if self.holding_slot:
-            self.holding_slot = False
-            self.dispatcher.release(self.shadow)
-        self._settle()
+        try:
+            self.result = result
+            if self.holding_slot:
+                self.holding_slot = False
+                self.dispatcher.release(self.shadow)
+            self._settle()
+        except Exception:
+            self._bug(Failure())
 
     def _settle(self) -> None:
         if self.result is None or self.primary is None or self.finished:

@@ -35,9 +35,10 @@ class WatchingShadows:
         self.told = []
 
     def dispatch(self, endpoint, backend, incoming, written):
-        primary_done = Deferred()
-        primary_done.addCallback(self.told.append)
-        return primary_done
+        return self
+
+    def primary_known(self, outcome):
+        self.told.append(outcome)
 
 
 def pipeline_with_a_shadow():

@@ -270,6 +270,28 @@ class StartTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d).code, 200)
         self.assertEqual(len(shadows.seen), 1)
 
+    def test_after_response_told_by_the_primary(self):
+        """
+        Without a written signal, an after_response copy starts once the primary's outcome is
+        known; a second telling changes nothing.
+        """
+        from shadowtwist.pipeline import PrimaryOutcome
+        from shadowtwist.responses import GatewayResponse
+
+        harness, shadows = harness_for({"start": "after_response"})
+        shadows.route("/v2/item/1", {"id": 1})
+        endpoint = harness.config.endpoints[0]
+        incoming = IncomingRequest(method="GET", path="/item/1", params={"id": "1"})
+        call = harness.gateway.shadows.dispatch(endpoint, endpoint.shadows[0], incoming, None)
+        harness.pump()
+        self.assertEqual(shadows.seen, [])
+        outcome = PrimaryOutcome(0.01, GatewayResponse(200, (), b'{"id":1}'), (None,), (None,))
+        call.primary_known(outcome)
+        call.primary_known(outcome)
+        harness.pump()
+        self.assertEqual(len(shadows.seen), 1)
+        self.assertEqual(stats_of(harness)["outcomes"]["ok"], 1)
+
     def test_on_primary_success(self):
         """
         The copy is sent only when the primary succeeded.
