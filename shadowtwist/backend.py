@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 import shadowtwist
 from shadowtwist.config import BackendConfig, ClientOptions, EndpointConfig, canonical_header, param_key
+from shadowtwist.deadlines import Deadline, Deadlines
 from shadowtwist.httpclient import ClientResponse, ConnectionPool, EndpointFor, TCPEndpoints, split_url
 
 GATEWAY_VERSION = f"shadowtwist Version {shadowtwist.__version__}"
@@ -359,6 +360,7 @@ class BackendClient:
         """
         self._reactor = reactor
         self._clock = clock
+        self._deadlines = Deadlines(reactor)
         if endpoint_for is None:
             tls = _InsecurePolicy() if options.allow_insecure_connections else BrowserLikePolicyForHTTPS()
             endpoint_for = TCPEndpoints(reactor, tls, options.dialer_timeout or 30)
@@ -415,10 +417,11 @@ class BackendClient:
     def _with_deadline(self, d: Deferred, timeout: float) -> Deferred:
         """
         Cancel C{d} after C{timeout} seconds; its failure then becomes L{BackendTimeout}.
-        (Twisted's C{addTimeout} does the same with three closures and two callbacks more.)
+        (Twisted's C{addTimeout} does the same with a timer per call, three closures and two
+        callbacks more.)
         """
-        timer = self._reactor.callLater(timeout, d.cancel)
-        return d.addBoth(_end_deadline, timer, timeout)
+        deadline = self._deadlines.start(timeout, d.cancel)
+        return d.addBoth(_end_deadline, deadline, timeout)
 
     def _fetch(self, outgoing: OutgoingRequest, read: Optional[tuple] = None) -> Deferred:
         """
@@ -510,11 +513,12 @@ def _header_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-def _end_deadline(result: Any, timer: Any, timeout: float) -> Any:
-    if timer.active():
-        timer.cancel()
-    elif timer.called and isinstance(result, Failure):
-        return Failure(BackendTimeout(f"context deadline exceeded (after {timeout:g}s)"))
+def _end_deadline(result: Any, deadline: Deadline, timeout: float) -> Any:
+    if deadline.expired:
+        if isinstance(result, Failure):
+            return Failure(BackendTimeout(f"context deadline exceeded (after {timeout:g}s)"))
+    else:
+        deadline.end()
     return result
 
 
