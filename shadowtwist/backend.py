@@ -135,20 +135,46 @@ class OutgoingRequest:
     body: Optional[bytes]
 
 
-@dataclass
 class BackendResponse:
     """
     A backend's answer.
 
+    @ivar headers: Go-canonical header name to its values; given, or worked out from
+        C{raw_headers} on first use (a shadow's are mostly never looked at).
     @ivar truncated: whether the body was cut at the reader's limit (the rest was not read).
     """
 
-    status: int
-    headers: Mapping[str, Sequence[str]]
-    body: bytes
-    url: str
-    elapsed: float
-    truncated: bool = False
+    def __init__(self, status: int, headers: Optional[Mapping[str, Sequence[str]]] = None,
+                 body: bytes = b"", url: str = "", elapsed: float = 0.0, truncated: bool = False,
+                 raw_headers: Sequence[Tuple[bytes, bytes]] = ()) -> None:
+        self.status = status
+        self._headers = headers
+        self._raw_headers = raw_headers
+        self.body = body
+        self.url = url
+        self.elapsed = elapsed
+        self.truncated = truncated
+
+    @property
+    def headers(self) -> Mapping[str, Sequence[str]]:
+        if self._headers is None:
+            headers: Dict[str, list] = {}
+            for name, value in self._raw_headers:
+                headers.setdefault(_go_canonical(name), []).append(value.decode("latin-1"))
+            self._headers = headers
+        return self._headers
+
+    def __repr__(self) -> str:
+        return (f"BackendResponse(status={self.status!r}, headers={self.headers!r}, body={self.body!r}, "
+                f"url={self.url!r}, elapsed={self.elapsed!r}, truncated={self.truncated!r})")
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, BackendResponse):
+            return NotImplemented
+        return (self.status, self.headers, self.body, self.url, self.elapsed, self.truncated) == \
+            (other.status, other.headers, other.body, other.url, other.elapsed, other.truncated)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 # A shadow whose origin refuses connections is not dialled at full request rate: after a failed
@@ -396,10 +422,7 @@ class BackendClient:
         return response.read(max_body).addCallback(self._whole, response, started)
 
     def _whole(self, body: Tuple[bytes, bool], response: ClientResponse, started: float) -> BackendResponse:
-        headers: Dict[str, list] = {}
-        for name, value in response.raw_headers:
-            headers.setdefault(_go_canonical(name), []).append(value.decode("latin-1"))
-        return BackendResponse(status=response.code, headers=headers, body=body[0],
+        return BackendResponse(status=response.code, body=body[0], raw_headers=response.raw_headers,
                                url=response.url.decode("ascii", "replace"),
                                elapsed=self._clock() - started, truncated=body[1])
 

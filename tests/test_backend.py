@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import shadowtwist
 from shadowtwist.backend import (
-    BackendClient, IncomingRequest, _InsecurePolicy, build_request, fill_url_pattern, forwarded_query,
+    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, build_request, fill_url_pattern, forwarded_query,
 )
 from shadowtwist.config import parse_config
 from shadowtwist.httpclient import TCPEndpoints
@@ -35,6 +35,25 @@ INCOMING = IncomingRequest(
     headers={"Content-Type": ["application/json"], "Authorization": ["Bearer t"],
              "User-Agent": ["curl/8"], "Cookie": ["sid=1"], "X-Y-Z": ["1", "2"]},
     params={"id": "7"}, body=b"", client_ip="10.1.2.3", host="gw.test:8080")
+
+
+class BackendResponseTests(SynchronousTestCase):
+    """
+    A backend's answer, its headers worked out from the raw pairs when first asked for.
+    """
+
+    def test_headers_from_raw_pairs(self):
+        """
+        Raw header pairs become Go-canonical names with every value, in order, equal to the
+        same answer built with its headers given.
+        """
+        raw = [(b"content-type", b"application/json"), (b"x-two", b"1"), (b"X-TWO", b"2")]
+        lazy = BackendResponse(200, body=b"{}", url="http://b/x", elapsed=0.1, raw_headers=raw)
+        given = BackendResponse(200, {"Content-Type": ["application/json"], "X-Two": ["1", "2"]},
+                                b"{}", "http://b/x", 0.1)
+        self.assertEqual(lazy.headers, given.headers)
+        self.assertEqual(lazy, given)
+        self.assertIs(lazy.headers, lazy.headers)
 
 
 class HeaderTests(SynchronousTestCase):
