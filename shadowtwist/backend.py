@@ -455,7 +455,11 @@ class BackendClient:
         headers = [(name.encode("latin-1"), _header_bytes(value)) for name, value in outgoing.headers]
         # Go's transparent gzip: asked for, and decoded, only when the request names no
         # Accept-Encoding of its own (a forwarded one is sent as it is, the answer left encoded).
-        gunzip = not any(name.lower() == b"accept-encoding" for name, _ in headers)
+        gunzip = True
+        for name, _ in headers:
+            if name.lower() == b"accept-encoding":
+                gunzip = False
+                break
         if gunzip:
             headers.append((b"Accept-Encoding", b"gzip"))
         body = outgoing.body

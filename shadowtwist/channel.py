@@ -35,6 +35,20 @@ _WHOLE_HEAD = (_parse_request_line is not None and _name_encoder is not None
 # Read once: twisted.web.http is behind a deprecation proxy that makes every attribute lookup on
 # the module a few Python calls.
 _NO_BODY_CODES = http.NO_BODY_CODES
+_NON_QUEUED: dict = {}
+
+
+def _non_queued(factory: Any) -> bool:
+    """
+    Whether a request factory takes the channel alone (C{INonQueuedRequestFactory}), asked of
+    zope.interface once per factory.
+    """
+    found = _NON_QUEUED.get(factory)
+    if found is None:
+        found = _NON_QUEUED[factory] = bool(INonQueuedRequestFactory.providedBy(factory))
+    return found
+
+
 # Headers that give a request a body: such requests take Twisted's path, which frames bodies.
 _BODY_HEADERS = frozenset((b"Content-Length", b"Transfer-Encoding"))
 
@@ -70,7 +84,7 @@ class GatewayChannel(http.HTTPChannel):
         """
         self.resetTimeout()
         factory = self.requestFactory
-        if INonQueuedRequestFactory.providedBy(factory):
+        if _non_queued(factory):
             request = factory(self)
         else:
             request = factory(self, len(self.requests))

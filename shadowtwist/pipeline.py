@@ -196,11 +196,6 @@ class EndpointPipeline:
         @return: a Deferred firing with the L{Part} (never failing).
         """
         deadline = self._deadline if deadline is None else deadline
-        if self.endpoint.concurrent_calls == 1:
-            d = self._send_one(index, backend, incoming, deadline)
-        else:
-            d = _first_complete([self._send_one(index, backend, incoming, deadline)
-                                 for _ in range(self.endpoint.concurrent_calls)])
 
         def arrived(result: tuple) -> Part:
             response, part = result
@@ -213,12 +208,17 @@ class EndpointPipeline:
             call.arrive(index, None, part)
             return part
 
+        if self.endpoint.concurrent_calls == 1:
+            return self._send_one(index, backend, incoming, deadline, (arrived, broken))
+        d = _first_complete([self._send_one(index, backend, incoming, deadline)
+                             for _ in range(self.endpoint.concurrent_calls)])
         return d.addCallback(arrived).addErrback(broken)
 
     def _send_one(self, index: int, backend: BackendConfig, incoming: IncomingRequest,
-                  deadline: float) -> Deferred:
+                  deadline: float, then: Optional[tuple] = None) -> Deferred:
         """
-        One call to one backend: a Deferred of (L{BackendResponse} or C{None}, L{Part}).
+        One call to one backend: a Deferred of (L{BackendResponse} or C{None}, L{Part}), or,
+        given C{then} (a callback and an errback), of what they make of it, in one step.
         """
         outgoing = build_request(self.endpoint, backend, incoming, self._choose)
         counters = self._backend_calls[index]
@@ -237,7 +237,18 @@ class EndpointPipeline:
                            backend=backend.label, endpoint=self.endpoint.name, reason=reason)
             return None, Part(data=None, error=reason)
 
-        return self._client.send(outgoing, deadline).addCallbacks(answered, failed)
+        d = self._client.send(outgoing, deadline)
+        if then is None:
+            return d.addCallbacks(answered, failed)
+        arrived, broken = then
+
+        def settle(result: Any) -> Any:
+            try:
+                return arrived(failed(result) if isinstance(result, Failure) else answered(result))
+            except Exception:
+                return broken(Failure())
+
+        return d.addBoth(settle)
 
 
 class _RequestState:
