@@ -35,7 +35,7 @@ from shadowtwist.backend import (
 from shadowtwist.compare import Comparison, NoiseLearner, ResponseView, compare, compile_ignore
 from shadowtwist.config import SAFE_METHODS, BackendConfig, EndpointConfig
 from shadowtwist.logbatch import LogBatch
-from shadowtwist.metrics import GatewayMetrics
+from shadowtwist.metrics import COMPARE_RESULTS, SHADOW_OUTCOMES, GatewayMetrics
 from shadowtwist.responses import backend_part
 from shadowtwist.sampling import Sampler, parse_sticky_key
 from shadowtwist.shadowstats import AutoPause, RateLimiter, ShadowRegistry, ShadowStats, capture_entry
@@ -121,6 +121,7 @@ class ShadowBackend:
         self.noise = NoiseLearner()
         pause = options.auto_pause
         self.auto_pause = AutoPause(pause.error_rate, pause.window, pause.min_requests) if pause else None
+        self.meters: Any = None  # its metric children (the dispatcher's _Meters)
         self.stats = ShadowStats(capture=options.capture, redact_headers=options.headers.remove,
                                  auto_pause=self.auto_pause)
         self.log_limit = RateLimiter(MISMATCH_LOGS_PER_SECOND, MISMATCH_LOG_BURST)
@@ -148,6 +149,23 @@ class ShadowBackend:
         if len(incoming.body) > self.options.max_body_bytes and self.options.on_body_overflow == "skip":
             return "skipped_body"
         return None
+
+
+class _Meters:
+    """
+    One shadow backend's metric children, looked up once.
+    """
+
+    def __init__(self, dispatcher: "ShadowDispatcher", endpoint: str, backend: str) -> None:
+        self.endpoint = endpoint
+        self.backend = backend
+        self.in_flight = dispatcher.in_flight_gauge(backend)
+        self.requests = {outcome: dispatcher.requests_counter(endpoint, backend, outcome)
+                         for outcome in SHADOW_OUTCOMES}
+        self.duration = dispatcher.duration_histogram(endpoint, backend)
+        self.delta = dispatcher.delta_histogram(endpoint, backend)
+        self.compares = {result: dispatcher.compare_counter(endpoint, backend, result)
+                         for result in COMPARE_RESULTS}
 
 
 class ShadowDispatcher:
@@ -195,6 +213,7 @@ class ShadowDispatcher:
         if state is None:
             state = self._shadows[key] = ShadowBackend(endpoint, backend, self._rng)
             self.registry.register(endpoint.name, backend.label, state.stats)
+            state.meters = _Meters(self, endpoint.name, backend.label)
         return state
 
     def dispatch(self, endpoint: EndpointConfig, backend: BackendConfig, incoming: IncomingRequest,
@@ -218,7 +237,7 @@ class ShadowDispatcher:
             call.finish(ShadowResult("dropped", error="too many shadow calls in flight"))
             return None
         call.holding_slot = True
-        self.in_flight_gauge(backend.label).inc()
+        shadow.meters.in_flight.inc()
         start = shadow.options.start
         if start == "parallel":
             call.send()
@@ -233,7 +252,7 @@ class ShadowDispatcher:
         Give back a shadow's in-flight slot.
         """
         self.in_flight.release(shadow.key)
-        self.in_flight_gauge(shadow.backend.label).dec()
+        shadow.meters.in_flight.dec()
 
     def enqueue_comparison(self, work: Callable[[], None]) -> bool:
         """
@@ -417,34 +436,37 @@ class _ShadowCall:
 
     def _record(self, result: ShadowResult) -> None:
         shadow, dispatcher = self.shadow, self.dispatcher
-        endpoint, backend = shadow.endpoint.name, shadow.backend.label
-        shadow.stats.record_outcome(result.outcome)
-        dispatcher.requests_counter(endpoint, backend, result.outcome).inc()
-        if self.primary is None:  # skipped or dropped before anything was sent
+        meters = shadow.meters
+        outcome, latency = result.outcome, result.latency
+        shadow.stats.record_outcome(outcome)
+        meters.requests[outcome].inc()
+        primary = self.primary
+        if primary is None:  # skipped or dropped before anything was sent
             return
-        primary_latency = self.primary.latency
-        shadow.stats.record_latencies(primary_latency, result.latency)
-        if result.latency is not None:
-            dispatcher.duration_histogram(endpoint, backend).observe(result.latency)
-            dispatcher.delta_histogram(endpoint, backend).observe(result.latency - primary_latency)
-        if shadow.auto_pause is not None:
-            healthy = result.outcome == "ok" and result.response is not None and result.response.status < 500
-            shadow.auto_pause.record(healthy, dispatcher.now())
+        primary_latency = primary.latency
+        shadow.stats.record_latencies(primary_latency, latency)
+        if latency is not None:
+            meters.duration.observe(latency)
+            meters.delta.observe(latency - primary_latency)
         response = result.response
-        record = {
-            "endpoint": endpoint, "shadow_backend": backend, "shadow_url": result.url,
-            "outcome": result.outcome, "shadow_status": response.status if response else None,
-            "shadow_latency": result.latency, "shadow_size": len(response.body) if response else None,
-            "shadow_error": result.error, "primary_status": self.primary.response.status,
-            "primary_latency": primary_latency,
-        }
+        if shadow.auto_pause is not None:
+            healthy = outcome == "ok" and response is not None and response.status < 500
+            shadow.auto_pause.record(healthy, dispatcher.now())
+        status = response.status if response is not None else None
+        size = len(response.body) if response is not None else None
+        primary_status = primary.response.status
+        endpoint = meters.endpoint
+        error = result.error
         dispatcher.outcome_log.add(
-            f"shadow {result.outcome} {endpoint} -> {result.url}: status {record['shadow_status']}, "
-            f"{record['shadow_size']} bytes in {_ms(result.latency)}ms (primary "
-            f"{record['primary_status']} in {_ms(primary_latency)}ms)"
-            + (f", error: {result.error}" if result.error else ""), record)
-        if result.response is not None and shadow.compares:
-            if shadow.identical_bytes_match and _identical(shadow, self.primary, result.response):
+            f"shadow {outcome} {endpoint} -> {result.url}: status {status}, {size} bytes in "
+            f"{_ms(latency)}ms (primary {primary_status} in {_ms(primary_latency)}ms)"
+            + (f", error: {error}" if error else ""),
+            {"endpoint": endpoint, "shadow_backend": meters.backend, "shadow_url": result.url,
+             "outcome": outcome, "shadow_status": status, "shadow_latency": latency,
+             "shadow_size": size, "shadow_error": error, "primary_status": primary_status,
+             "primary_latency": primary_latency})
+        if response is not None and shadow.compares:
+            if shadow.identical_bytes_match and _identical(shadow, primary, response):
                 # the common case of a healthy shadow: a match known without a diff, counted
                 # now rather than queued for a later reactor turn
                 self._record_match()
@@ -458,7 +480,7 @@ class _ShadowCall:
     def _count_compare(self, outcome: str) -> None:
         if outcome == "skipped":
             self.shadow.stats.record_compare_skipped()
-        self.dispatcher.compare_counter(self.shadow.endpoint.name, self.shadow.backend.label, outcome).inc()
+        self.shadow.meters.compares[outcome].inc()
 
     def _compare(self, result: ShadowResult) -> None:
         shadow = self.shadow
