@@ -418,7 +418,10 @@ class BackendClient:
             return None
         return None if error is None else str(error)
 
-    def _read(self, response: ClientResponse, started: float, max_body: Optional[int]) -> Deferred:
+    def _read(self, response: ClientResponse, started: float, max_body: Optional[int]) -> Any:
+        whole = response.read_complete(max_body)
+        if whole is not None:
+            return self._whole(whole, response, started)
         return response.read(max_body).addCallback(self._whole, response, started)
 
     def _whole(self, body: Tuple[bytes, bool], response: ClientResponse, started: float) -> BackendResponse:

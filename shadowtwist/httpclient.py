@@ -259,6 +259,23 @@ class ClientResponse:
         self._attach(collector.data, collector.end)
         return collector.finished
 
+    def read_complete(self, limit: Optional[int] = None) -> Optional[Tuple[bytes, bool]]:
+        """
+        L{read} without a Deferred, for a body that has already arrived whole (the usual small
+        answer, which comes with its head): C{(body, False)}, or C{None} when the body is not
+        complete yet, is being gunzipped or is over C{limit} (then use L{read}).
+        """
+        ended = self._ended
+        if (ended is not DONE and ended is not DATA_LOSS) or self._gunzip is not None or self._sink is not None:
+            return None
+        body = b"".join(self._pending) if len(self._pending) != 1 else self._pending[0]
+        if limit is not None and len(body) > limit:
+            return None
+        self._pending = []
+        self._sink = self._end_sink = _ignore
+        self._told_end = True
+        return body, False
+
     def deliverBody(self, protocol: Any) -> None:
         """
         Stream the body to C{protocol} (C{IResponse.deliverBody}): its transport pauses, resumes
@@ -337,6 +354,10 @@ class ClientResponse:
                     and not self._gunzip.eof:
                 reason = Failure(ResponseFailed([Failure(MalformedResponse("gzip: unexpected EOF"))]))
             self._end_sink(reason)  # type: ignore[misc]
+
+
+def _ignore(_: Any) -> None:
+    pass
 
 
 def _as_failure(reason: Any) -> Failure:

@@ -166,6 +166,27 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(seen[1], (0, (b"hello", False)))
         self.assertTrue(endpoints.connections[0].transport.disconnecting)
 
+    def test_read_complete(self):
+        """
+        A body that has arrived whole is read at once without a Deferred, once; an incomplete
+        one, or one over the limit, is left to read().
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/a", [])
+        endpoints.answer(OK)
+        response = self.successResultOf(d)
+        self.assertIsNone(response.read_complete(limit=4))
+        self.assertEqual(response.read_complete(), (b"hello", False))
+        self.assertIsNone(response.read_complete())
+        self.assertRaises(RuntimeError, response.read)
+        d = pool.request(b"GET", b"http://h/b", [])
+        endpoints.answer(OK[:-2])
+        response = self.successResultOf(d)
+        self.assertIsNone(response.read_complete())
+        body = response.read()
+        endpoints.answer(OK[-2:])
+        self.assertEqual(self.successResultOf(body), (b"hello", False))
+
     def test_chunked_byte_by_byte(self):
         """
         A chunked body (extensions and trailers included) arriving one byte at a time is
