@@ -168,6 +168,60 @@ def parse_head(head: bytes) -> Tuple[bytes, int, bytes, List[Tuple[bytes, bytes]
     return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else b"", headers
 
 
+def framing_fields(version: bytes, headers: HeaderPairs) -> Tuple[Optional[bytes], Optional[bytes], Optional[bytes], bool]:
+    """
+    What a response head says of its body and connection: the C{Content-Length} (the same in
+    every copy), C{Transfer-Encoding} (lower case), the first C{Content-Encoding}, and whether
+    the connection is kept (HTTP/1.1 by default, then C{Connection} tokens).
+
+    @raise MalformedResponse: conflicting C{Content-Length} headers.
+    """
+    length: Optional[bytes] = None
+    encoding: Optional[bytes] = None
+    content_encoding: Optional[bytes] = None
+    keep_alive = version == b"HTTP/1.1"
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in _FRAMING_HEADERS:
+            continue
+        if lowered == b"content-length":
+            if length is not None and value != length:
+                raise MalformedResponse("conflicting Content-Length headers")
+            length = value
+        elif lowered == b"transfer-encoding":
+            encoding = value.lower()
+        elif lowered == b"content-encoding" and content_encoding is None:
+            content_encoding = value
+        elif lowered == b"connection":
+            tokens = [t.strip() for t in value.lower().split(b",")]
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens:
+                keep_alive = True
+    return length, encoding, content_encoding, keep_alive
+
+
+# Parsed response heads by their bytes: a backend sends the same head again and again (until its
+# Date changes), and parsing it is a pure function.
+_HEADS: Dict[bytes, tuple] = {}
+_HEADS_LIMIT = 256
+
+
+def _read_head(head: bytes) -> tuple:
+    """
+    L{parse_head} and L{framing_fields} of a head, remembered for the next identical head.
+    """
+    found = _HEADS.get(head)
+    if found is None:
+        version, code, phrase, headers = parse_head(head)
+        headers = tuple(headers)
+        found = (version, code, phrase, headers, framing_fields(version, headers))
+        if len(_HEADS) >= _HEADS_LIMIT:
+            _HEADS.clear()
+        _HEADS[head] = found
+    return found
+
+
 @implementer(IResponse)
 class ClientResponse:
     """
@@ -192,7 +246,7 @@ class ClientResponse:
     _told_end = False
 
     def __init__(self, connection: "ClientConnection", version: bytes, code: int, phrase: bytes,
-                 raw_headers: List[Tuple[bytes, bytes]], url: bytes) -> None:
+                 raw_headers: HeaderPairs, url: bytes) -> None:
         self._connection = connection
         self.version = (b"HTTP", 1, 1 if version == b"HTTP/1.1" else 0)
         self.code = code
@@ -523,8 +577,8 @@ class ClientConnection(Protocol):
             rest = buffer[end + size:]
             self._buffer = b""
             try:
-                version, code, phrase, headers = parse_head(buffer[:end])
-                body = self._framing(version, code, headers)
+                version, code, phrase, headers, fields = _read_head(buffer[:end])
+                body = self._framing(code, fields)
             except (MalformedResponse, ValueError) as e:
                 self._fail_head(e)
                 return
@@ -554,32 +608,11 @@ class ClientConnection(Protocol):
             elif rest:
                 self._body_bytes(rest)
 
-    def _framing(self, version: bytes, code: int, headers: List[Tuple[bytes, bytes]]) -> bool:
+    def _framing(self, code: int, fields: Tuple[Optional[bytes], Optional[bytes], Optional[bytes], bool]) -> bool:
         """
-        Set how the body is delimited; return whether there is one.
+        Set how the body is delimited (from L{framing_fields}); return whether there is one.
         """
-        length: Optional[bytes] = None
-        encoding: Optional[bytes] = None
-        content_encoding: Optional[bytes] = None
-        keep_alive = version == b"HTTP/1.1"
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered not in _FRAMING_HEADERS:
-                continue
-            if lowered == b"content-length":
-                if length is not None and value != length:
-                    raise MalformedResponse("conflicting Content-Length headers")
-                length = value
-            elif lowered == b"transfer-encoding":
-                encoding = value.lower()
-            elif lowered == b"content-encoding" and content_encoding is None:
-                content_encoding = value
-            elif lowered == b"connection":
-                tokens = [t.strip() for t in value.lower().split(b",")]
-                if b"close" in tokens:
-                    keep_alive = False
-                elif b"keep-alive" in tokens:
-                    keep_alive = True
+        length, encoding, content_encoding, keep_alive = fields
         self._keep_alive = keep_alive
         self._content_encoding = content_encoding
         self._chunked = False

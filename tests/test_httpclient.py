@@ -166,6 +166,25 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(seen[1], (0, (b"hello", False)))
         self.assertTrue(endpoints.connections[0].transport.disconnecting)
 
+    def test_same_head_parsed_once(self):
+        """
+        A head seen before is not parsed again, and gives the same answer.
+        """
+        import shadowtwist.httpclient as httpclient_module
+
+        parsed = []
+        original = httpclient_module.parse_head
+        self.patch(httpclient_module, "parse_head", lambda head: parsed.append(head) or original(head))
+        pool, endpoints, _ = make_pool()
+        unique = b"HTTP/1.1 200 OK\r\nX-Unique: %d\r\nContent-Length: 5\r\n\r\nhello" % id(self)
+        for _ in range(3):
+            d = pool.request(b"GET", b"http://h/a", [])
+            endpoints.answer(unique)
+            response = self.successResultOf(d)
+            self.assertEqual(response.header(b"x-unique"), b"%d" % id(self))
+            self.assertEqual(response.read_complete(), (b"hello", False))
+        self.assertEqual(len(parsed), 1)
+
     def test_read_complete(self):
         """
         A body that has arrived whole is read at once without a Deferred, once; an incomplete
