@@ -147,6 +147,17 @@ class GatewayChannelTests(SynchronousTestCase):
         self.assertTrue(transport.value().endswith(b"hello"))
 
 
+def serve(site, data):
+    """
+    Feed C{data} to a new channel of C{site} in one piece; return what was answered.
+    """
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(data)
+    return transport.value()
+
+
 class WholeHeadTests(SynchronousTestCase):
     """
     A request head that arrives whole is read in one pass, into the same request Twisted's
@@ -170,16 +181,6 @@ class WholeHeadTests(SynchronousTestCase):
         b"GET /whole HTTP/1.1\r\nContent-Length: x\r\n\r\n",
     ]
 
-    def serve(self, site, data):
-        """
-        Feed C{data} to a new channel of C{site} in one piece; return what was answered.
-        """
-        channel = site.buildProtocol(None)
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        channel.dataReceived(data)
-        return transport.value()
-
     def test_same_request_as_twisted(self):
         """
         Each head gives the resource the same requests, and the client the same answers, as
@@ -187,8 +188,8 @@ class WholeHeadTests(SynchronousTestCase):
         """
         for head in self.HEADS:
             ours, theirs = Answers(), Answers()
-            answered = self.serve(GatewaySite(ours, reactor=Clock()), head)
-            expected = self.serve(server.Site(theirs, reactor=Clock()), head)
+            answered = serve(GatewaySite(ours, reactor=Clock()), head)
+            expected = serve(server.Site(theirs, reactor=Clock()), head)
             self.assertEqual(ours.seen, theirs.seen, head)
 
             def comparable(raw):
@@ -203,7 +204,7 @@ class WholeHeadTests(SynchronousTestCase):
         """
         for head in self.HEADS[7:]:
             answers = Answers()
-            answered = self.serve(GatewaySite(answers, reactor=Clock()), head)
+            answered = serve(GatewaySite(answers, reactor=Clock()), head)
             if head.startswith(b"\r\n"):  # Twisted skips one empty line before a request
                 self.assertEqual(len(answers.seen), 1, head)
                 continue
@@ -219,11 +220,11 @@ class WholeHeadTests(SynchronousTestCase):
         self.patch(http.HTTPChannel, "lineReceived", lambda channel, line: (lines.append(line),
                                                                            original(channel, line)))
         answers = Answers()
-        answered = self.serve(GatewaySite(answers, reactor=Clock()), self.HEADS[0])
+        answered = serve(GatewaySite(answers, reactor=Clock()), self.HEADS[0])
         self.assertEqual(lines, [])
         self.assertEqual(len(answers.seen), 1)
         self.assertTrue(answered.endswith(b"hello"))
-        self.serve(GatewaySite(answers, reactor=Clock()), self.HEADS[2])
+        serve(GatewaySite(answers, reactor=Clock()), self.HEADS[2])
         self.assertNotEqual(lines, [])
 
     def test_head_in_pieces(self):
@@ -245,7 +246,7 @@ class WholeHeadTests(SynchronousTestCase):
         """
         Responses carry a C{Date} and, as Go's server, no C{Server} header.
         """
-        answered = self.serve(GatewaySite(Answers(), reactor=Clock()), self.HEADS[0])
+        answered = serve(GatewaySite(Answers(), reactor=Clock()), self.HEADS[0])
         self.assertIn(b"\r\nDate: ", answered)
         self.assertNotIn(b"\r\nServer:", answered)
 
@@ -327,11 +328,7 @@ class RespondTests(SynchronousTestCase):
         site = GatewaySite(Responder(*answer), reactor=Clock())
         if not at_once:
             site.requestFactory = TwistedWrites
-        channel = site.buildProtocol(None)
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        channel.dataReceived(request)
-        return transport.value()
+        return serve(site, request)
 
     def test_same_bytes_as_twisted(self):
         """
