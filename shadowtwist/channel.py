@@ -194,6 +194,7 @@ class _HeaderBlocks:
     """
 
     LIMIT = 512
+    BLOCK_MAX = 4096  # bytes: larger blocks are built every time, never kept
 
     def __init__(self) -> None:
         self._blocks: Dict[Any, Optional[Tuple[bytes, frozenset]]] = {}
@@ -206,11 +207,14 @@ class _HeaderBlocks:
         try:
             return self._blocks[headers]
         except KeyError:
-            block = self._blocks[headers] = self._build(headers)
+            pass
         except TypeError:  # unhashable (a list): built every time
             return self._build(headers)
-        if len(self._blocks) > self.LIMIT:
-            self._blocks.clear()
+        block = self._build(headers)
+        if block is None or len(block[0]) <= self.BLOCK_MAX:
+            if len(self._blocks) >= self.LIMIT:
+                self._blocks.clear()
+            self._blocks[headers] = block
         return block
 
     @staticmethod

@@ -41,6 +41,7 @@ class Deadline:
         """
         if self.running:
             self.running = False
+            self.on_expiry = None  # let the call's Deferred go while the entry waits to be dropped
             self._queue.ended_one()
 
 
@@ -51,8 +52,10 @@ class _Queue:
 
     COMPACT_AT = 1024  # ended entries queued before compacting is considered
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, timeout: float, emptied: Callable[["_Queue"], None]) -> None:
         self._reactor = reactor
+        self.timeout = timeout
+        self._emptied = emptied
         self.entries: Deque[Deadline] = deque()
         self.ended = 0  # ended entries still queued
         self.running = 0  # running entries
@@ -62,8 +65,9 @@ class _Queue:
         self.running -= 1
         if self.running:
             self.ended += 1
-        else:  # nothing left to time: no timer stays behind
+        else:  # nothing left to time: no timer stays behind, nor the queue itself
             self.stop()
+            self._emptied(self)
 
     def add(self, deadline: Deadline) -> None:
         entries = self.entries
@@ -97,6 +101,9 @@ class _Queue:
             else:
                 self._timer = self._reactor.callLater(head.at - now, self._due)
                 break
+        if not self.running:
+            self.stop()
+            self._emptied(self)
         for deadline in due:
             deadline.on_expiry()
 
@@ -129,10 +136,15 @@ class Deadlines:
         """
         queue = self._queues.get(timeout)
         if queue is None:
-            queue = self._queues[timeout] = _Queue(self._reactor)
+            queue = self._queues[timeout] = _Queue(self._reactor, timeout, self._forget)
         deadline = Deadline(self._reactor.seconds() + timeout, on_expiry, queue)
         queue.add(deadline)
         return deadline
+
+    def _forget(self, queue: _Queue) -> None:
+        # An empty queue goes: sequential calls each have a timeout of their own.
+        if self._queues.get(queue.timeout) is queue:
+            del self._queues[queue.timeout]
 
     def pending(self) -> int:
         """
@@ -140,9 +152,16 @@ class Deadlines:
         """
         return sum(len(queue.entries) for queue in self._queues.values())
 
+    def queues(self) -> int:
+        """
+        How many timeouts have deadlines running.
+        """
+        return len(self._queues)
+
     def stop(self) -> None:
         """
         Forget every deadline and cancel the timers (the client is closing).
         """
         for queue in self._queues.values():
             queue.stop()
+        self._queues.clear()

@@ -205,6 +205,7 @@ def framing_fields(version: bytes, headers: HeaderPairs) -> Tuple[Optional[bytes
 # Date changes), and parsing it is a pure function.
 _HEADS: Dict[bytes, tuple] = {}
 _HEADS_LIMIT = 256
+_CACHED_HEAD_MAX = 4096  # bytes: larger heads are parsed every time, never kept
 
 
 def _read_head(head: bytes) -> tuple:
@@ -216,9 +217,10 @@ def _read_head(head: bytes) -> tuple:
         version, code, phrase, headers = parse_head(head)
         headers = tuple(headers)
         found = (version, code, phrase, headers, framing_fields(version, headers))
-        if len(_HEADS) >= _HEADS_LIMIT:
-            _HEADS.clear()
-        _HEADS[head] = found
+        if len(head) <= _CACHED_HEAD_MAX:
+            if len(_HEADS) >= _HEADS_LIMIT:
+                _HEADS.clear()
+            _HEADS[head] = found
     return found
 
 
@@ -309,7 +311,7 @@ class ClientResponse:
 
         @return: a Deferred firing with C{(body, truncated)}; cancelling it drops the connection.
         """
-        collector = _Collector(self._connection, limit)
+        collector = _Collector(self, limit)
         self._attach(collector.data, collector.end)
         return collector.finished
 
@@ -348,9 +350,17 @@ class ClientResponse:
         def data(chunk: bytes) -> None:
             seen[0] += len(chunk)
             if seen[0] > REDIRECT_SLURP:
-                self._connection.abort()
+                self.stop_receiving()
 
         self._attach(data, lambda reason: None)
+
+    def stop_receiving(self) -> None:
+        """
+        Drop the connection, unless the body has already arrived whole (the connection is then
+        back in the pool, or closed, and owes nothing more).
+        """
+        if self._ended is None:
+            self._connection.abort()
 
     def _attach(self, sink: Callable[[bytes], None], end_sink: Callable[[Any], None]) -> None:
         if self._sink is not None:
@@ -427,8 +437,8 @@ class _Collector:
     Collects a body up to a limit for L{ClientResponse.read}.
     """
 
-    def __init__(self, connection: "ClientConnection", limit: Optional[int]) -> None:
-        self._connection = connection
+    def __init__(self, response: ClientResponse, limit: Optional[int]) -> None:
+        self._response = response
         self._limit = limit
         self._chunks: List[bytes] = []
         self._size = 0
@@ -438,7 +448,7 @@ class _Collector:
 
     def _cancel(self, d: Deferred) -> None:
         self._cancelled = True  # the Deferred then fails with CancelledError
-        self._connection.abort()
+        self._response.stop_receiving()
 
     def data(self, chunk: bytes) -> None:
         if self.finished.called or self._cut:
@@ -447,7 +457,7 @@ class _Collector:
         if self._limit is not None and self._size > self._limit:
             self._chunks.append(chunk[:len(chunk) - (self._size - self._limit)])
             self._cut = True
-            self._connection.abort()
+            self._response.stop_receiving()
             self.finished.callback((b"".join(self._chunks), True))
             return
         self._chunks.append(chunk)
@@ -589,7 +599,8 @@ class ClientConnection(Protocol):
             response.content_encoding = self._content_encoding
             waiting, self._waiting = self._waiting, None
             self._state = _BODY
-            if waiting is not None and (not body or (not self._chunked and 0 < self._remaining <= len(rest))):
+            if waiting is not None and self._content_encoding is None and (
+                    not body or (not self._chunked and 0 < self._remaining <= len(rest))):
                 # The whole body came with the head (the usual small answer): it is taken in
                 # first, so a reader attaching in the callbacks finds it complete and its
                 # Deferred already fired, rather than chained and resumed later.

@@ -94,3 +94,27 @@ class DeadlinesTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.clock.advance(5)
         self.assertEqual(self.expired, [])
+
+    def test_empty_queues_go(self):
+        """
+        A timeout whose deadlines have all ended or expired leaves nothing behind: sequential
+        calls each have a timeout of their own.
+        """
+        for index in range(100):
+            self.start("step", timeout=1.0 + index / 1000).end()
+        expiring = self.start("late", timeout=0.5)
+        self.assertEqual(self.deadlines.queues(), 1)
+        self.clock.advance(0.5)
+        self.assertEqual(self.expired, [("late", 0.5)])
+        self.assertTrue(expiring.expired)
+        self.assertEqual(self.deadlines.queues(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_ended_let_their_call_go(self):
+        """
+        An ended deadline waiting behind a running one no longer holds its call's canceller.
+        """
+        self.start("stuck")
+        ended = self.start("quick")
+        ended.end()
+        self.assertIsNone(ended.on_expiry)

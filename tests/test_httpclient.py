@@ -166,6 +166,19 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(seen[1], (0, (b"hello", False)))
         self.assertTrue(endpoints.connections[0].transport.disconnecting)
 
+    def test_cut_whole_body_keeps_the_connection(self):
+        """
+        A body that arrived whole and is read past a limit is cut in memory; its connection,
+        back in the pool, is not dropped for it.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/a", [])
+        endpoints.answer(OK)
+        response = self.successResultOf(d)
+        self.assertEqual(self.successResultOf(response.read(4)), (b"hell", True))
+        self.assertEqual(pool.idle_count(), 1)
+        self.assertFalse(endpoints.connections[0].transport.disconnecting)
+
     def test_same_head_parsed_once(self):
         """
         A head seen before is not parsed again, and gives the same answer.
@@ -325,6 +338,31 @@ class BoundsTests(SynchronousTestCase):
         endpoints.answer(packed)
         data, truncated = self.successResultOf(body)
         self.assertEqual((len(data), truncated), (100_000, True))
+
+    def test_gzip_bomb_with_its_head(self):
+        """
+        A gzip body arriving in the same read as its head is decoded in steps too, as the
+        backend client reads it (decoding and a capped read set up in the head's callback):
+        decoding stops at the reader's limit.
+        """
+        pool, endpoints, _ = make_pool()
+        d = pool.request(b"GET", b"http://h/x", [])
+        packed = gzip.compress(b"\0" * 50_000_000)
+        reads = []
+
+        def answered(response):
+            response.decode_gzip()
+            reads.append(response.read(100_000))
+            return response
+
+        d.addCallback(answered)
+        endpoints.answer(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(packed), packed))
+        response = self.successResultOf(d)
+        data, truncated = self.successResultOf(reads[0])
+        self.assertEqual((len(data), truncated), (100_000, True))
+        self.assertFalse(response._gunzip.eof, "decoded past the limit")
+        self.assertTrue(endpoints.connections[0].transport.disconnecting)
 
     def test_gzip_decoded(self):
         """
