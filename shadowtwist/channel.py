@@ -1,13 +1,18 @@
 # -*- test-case-name: tests.test_channel -*-
 """
 The HTTP connections clients make to the gateway: Twisted's L{HTTPChannel} and L{Request}, with
-each response's head sent together with its first body bytes, in one write straight to the
-socket.
+the common case shortened at both ends.
 
-Twisted writes a response head and its body as two queued writes, sent on the next reactor turn
-after registering the socket for writing (L{shadowtwist.tcpio} says what that costs). Here
-the first C{Request.write} collects what the channel would write (status line, headers, the first
-body bytes) and hands it to L{send_now} as one piece; later writes go through L{send_now} too.
+Reading: a request head that arrives whole, without a body and with nothing after it, is read
+in one pass with Twisted's own checks (L{GatewayChannel.dataReceived}); anything else, a
+malformed head included, goes to Twisted's line parser, which answers it as before.
+
+Writing: Twisted writes a response head and its body as two queued writes, sent on the next
+reactor turn after registering the socket for writing (L{shadowtwist.tcpio} says what that
+costs). A whole response (L{respond}) is formatted as one piece, byte for byte what Twisted's
+write path would send, and handed to L{send_now}; on Twisted's path (streamed bodies, anything
+unusual) the first C{Request.write} still collects the status line, headers and first body
+bytes into one write.
 
 L{GatewaySite} serves plain L{GatewayChannel}s, without Twisted's wrapper that switches to
 HTTP/2 after a TLS handshake negotiating it: the gateway never offers HTTP/2.

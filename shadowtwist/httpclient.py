@@ -902,10 +902,20 @@ class ConnectionPool:
             key = self._split(url)[0]
         except ValueError:
             return None
+        return None if self._idle.get(key) else self._held_error(key)
+
+    def _held_error(self, key: Key) -> Optional[HeldDown]:
+        """
+        The error of a connection to C{key} failed within C{hold_down} seconds, else C{None}
+        (an expired hold-down is forgotten).
+        """
         held = self._failed.get(key)
-        if held is None or held[0] <= self._reactor.seconds() or self._idle.get(key):
+        if held is None:
             return None
-        return HeldDown(held[1], self.hold_down)
+        if held[0] > self._reactor.seconds():
+            return HeldDown(held[1], self.hold_down)
+        del self._failed[key]
+        return None
 
     def _split(self, url: bytes) -> Tuple[Key, bytes, bytes]:
         """
@@ -937,11 +947,9 @@ class ConnectionPool:
     def _connect_and_send(self, key: Key, method: bytes, head: bytes, body: Optional[bytes],
                           url: bytes) -> Deferred:
         if self._failed:
-            held = self._failed.get(key)
-            if held is not None:
-                if held[0] > self._reactor.seconds():
-                    return fail(HeldDown(held[1], self.hold_down))
-                del self._failed[key]
+            error = self._held_error(key)
+            if error is not None:
+                return fail(error)
         factory = self._factories.get(key)
         if factory is None:
             factory = self._factories[key] = _ConnectionFactory(self, key)

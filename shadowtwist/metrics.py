@@ -4,7 +4,9 @@ Prometheus metrics of the gateway and its shadows.
 
 Every label is bounded: the endpoint is its template (C{GET /user/{id}}), never the raw path,
 and backends are named by their configured host and URL pattern. Each gateway has its own
-L{CollectorRegistry}, so tests and several gateways in one process never share counters.
+L{CollectorRegistry}, so tests and several gateways in one process never share counters. The
+request path updates batched children (L{GatewayMetrics.children}), which L{GatewayMetrics.flush}
+hands to prometheus_client.
 """
 
 from __future__ import annotations

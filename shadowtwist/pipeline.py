@@ -317,7 +317,7 @@ def dispatch_shadows(endpoint: EndpointConfig, shadows: Any, incoming: IncomingR
     return watchers
 
 
-def _tell_later(result: Any, watchers: Sequence[Deferred], outcome: PrimaryOutcome) -> Any:
+def _tell_later(result: Any, watchers: Sequence[Any], outcome: PrimaryOutcome) -> Any:
     tell(watchers, outcome)
     return result
 
