@@ -73,7 +73,7 @@ class InMemoryGateway:
     A gateway on one endpoint C{/x}, one backend and maybe a shadow, and one client connection.
     """
 
-    def __init__(self, shadow: bool = False, refused: bool = False) -> None:
+    def __init__(self, shadow: bool = False, refused: bool = False, concurrency: int = 1) -> None:
         backends = [{"host": ["http://127.0.0.1:9001"], "url_pattern": "/x"}]
         if shadow:
             backends.append({"host": ["http://127.0.0.1:9002"], "url_pattern": "/x",
@@ -86,16 +86,22 @@ class InMemoryGateway:
                                       hold_down=SHADOW_HOLD_DOWN)
         site = GatewayService(config, reactor, primary, shadow_client).site
         site.startFactory()
-        peer = IPv4Address("TCP", "127.0.0.1", 5555)
-        self.client = StringTransport(peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
-        self.channel = site.buildProtocol(peer)
-        self.channel.makeConnection(self.client)
+        self.clients, self.channels = [], []
+        for number in range(concurrency):
+            peer = IPv4Address("TCP", "127.0.0.1", 5555 + number)
+            client = StringTransport(peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+            channel = site.buildProtocol(peer)
+            channel.makeConnection(client)
+            self.clients.append(client)
+            self.channels.append(channel)
 
     def one(self) -> None:
         """
-        One request, answered by the backend (and the shadow), and the timers now due.
+        One request on every client connection, all in flight together, then answered by the
+        backend (and the shadow), and the timers now due.
         """
-        self.channel.dataReceived(REQUEST)
+        for channel in self.channels:
+            channel.dataReceived(REQUEST)
         self.primaries.answer_all()
         self.shadows.answer_all()
         reactor.runUntilCurrent()
@@ -104,25 +110,30 @@ class InMemoryGateway:
         """
         @return: seconds per request over C{requests} requests.
         """
+        rounds = max(1, requests // len(self.channels))
         started = time.perf_counter()
-        for _ in range(requests):
+        for _ in range(rounds):
             self.one()
         elapsed = time.perf_counter() - started
-        answered = self.client.value()
-        assert answered.count(b"HTTP/1.1 200 OK") == requests, answered[-300:]
-        self.client.clear()
-        return elapsed / requests
+        for client in self.clients:
+            answered = client.value()
+            assert answered.count(b"HTTP/1.1 200 OK") == rounds, answered[-300:]
+            client.clear()
+        return elapsed / (rounds * len(self.channels))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--shadow", action="store_true", help="a shadow backend as well")
     parser.add_argument("--refused", action="store_true", help="the shadow refuses connections")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="client connections with a request in flight at once")
     parser.add_argument("--requests", type=int, default=5000, help="requests per run")
     parser.add_argument("--runs", type=int, default=5, help="runs (the best one is printed)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one more run")
     arguments = parser.parse_args()
-    gateway = InMemoryGateway(arguments.shadow or arguments.refused, arguments.refused)
+    gateway = InMemoryGateway(arguments.shadow or arguments.refused, arguments.refused,
+                              arguments.concurrency)
     gateway.run(200)  # connections made, caches filled
     best = min(gateway.run(arguments.requests) for _ in range(arguments.runs))
     print("%.1f us per request (best of %d runs of %d)" % (best * 1e6, arguments.runs, arguments.requests))
