@@ -29,7 +29,7 @@ from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import INonQueuedRequestFactory
 
-from shadowtwist.tcpio import send_now
+from shadowtwist.tcpio import fit_reads, send_now, sized_reads
 
 # The Twisted internals the whole-head path reads (Twisted 24.10 and later have them all);
 # without them every request goes through Twisted's own line parser.
@@ -66,12 +66,19 @@ class GatewayChannel(http.HTTPChannel):
 
     _held: Optional[List[bytes]] = None
     _host: Any = None
+    _sized_reads = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._sized_reads = sized_reads(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         """
         Read a request head that arrived whole, without a body and with nothing after it, in
         one pass (L{_read_whole_head}); anything else goes to Twisted's line parser.
         """
+        if self._sized_reads:
+            fit_reads(self.transport, len(data))
         if (_WHOLE_HEAD and self.line_mode and not self._buffer and not self._busyReceiving
                 and self._HTTPChannel__first_line == 1 and self.persistent and not self.paused
                 and data.endswith(b"\r\n\r\n") and len(data) <= self.totalHeadersSize):

@@ -32,7 +32,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 from zope.interface import implementer
 
-from shadowtwist.tcpio import WRITE_THROUGH_MAX, send_now
+from shadowtwist.tcpio import WRITE_THROUGH_MAX, fit_reads, send_now, sized_reads
 
 Key = Tuple[bytes, bytes, int]  # scheme, host, port
 HeaderPairs = Sequence[Tuple[bytes, bytes]]
@@ -522,6 +522,10 @@ class ClientConnection(Protocol):
         self._chunked = False
         self._chunk_state = _CHUNK_SIZE
         self._lost_waiters: List[Deferred] = []
+        self._sized_reads = False
+
+    def connectionMade(self) -> None:
+        self._sized_reads = sized_reads(self.transport)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -564,6 +568,8 @@ class ClientConnection(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self._received = True
+        if self._sized_reads:
+            fit_reads(self.transport, len(data))
         if self._state == _BODY:
             self._body_bytes(data)
         elif self._state == _HEAD:

@@ -14,6 +14,7 @@ from twisted.web.resource import Resource
 
 from shadowtwist import channel as channel_module
 from shadowtwist.channel import GatewayChannel, GatewayRequest, GatewaySite, _DateHeader, respond
+from shadowtwist.tcpio import READ_MIN
 from tests.test_tcpio import FakeSocket
 
 
@@ -74,6 +75,16 @@ class GatewayChannelTests(SynchronousTestCase):
 
     def sent(self):
         return self.transport.socket.sent
+
+    def test_reads_sized(self):
+        """
+        The connection reads L{READ_MIN} bytes at first (L{shadowtwist.tcpio.sized_reads}), and a
+        request read that way is answered.
+        """
+        self.transport.socket.arriving.append(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.transport.doRead()
+        self.assertEqual(self.transport.socket.read_sizes, [READ_MIN])
+        self.assertIn(b"hello", b"".join(self.sent()))
 
     def test_site_parts(self):
         """

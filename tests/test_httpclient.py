@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import gzip
 
+from twisted.internet import tcp
 from twisted.internet.defer import CancelledError, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed
 
 from shadowtwist.httpclient import ConnectionPool, MalformedResponse, parse_head, request_head, split_url
+from shadowtwist.tcpio import READ_MIN
+from tests.test_tcpio import FakeSocket
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\nhello"
 
@@ -48,6 +51,20 @@ class FakeEndpoints:
 
     def drop(self, index=-1):
         self.connections[index].connectionLost(Failure(ConnectionDone()))
+
+
+class TCPEndpoints(FakeEndpoints):
+    """
+    Endpoints whose connections are Twisted TCP transports over L{FakeSocket}s.
+    """
+
+    def connect(self, factory):
+        protocol = factory.buildProtocol(None)
+        transport = tcp.Connection(FakeSocket(), protocol, MemoryReactor())
+        transport.connected = True
+        protocol.makeConnection(transport)
+        self.connections.append(protocol)
+        return succeed(protocol)
 
 
 def reading_a_partial_body(case):
@@ -585,3 +602,25 @@ class _Recorder(Protocol):
 
     def connectionLost(self, reason):
         self.reason = reason
+
+
+class SizedReadsTests(SynchronousTestCase):
+    """
+    A backend connection reads as L{shadowtwist.tcpio} sizes its reads.
+    """
+
+    def test_reads_grow_with_a_large_body(self):
+        """
+        The first read asks for L{READ_MIN} bytes; a response larger than that arrives in
+        growing reads and whole.
+        """
+        endpoints = TCPEndpoints()
+        pool = ConnectionPool(Clock(), endpoints)
+        d = pool.request(b"GET", b"http://h/x", [])
+        body = b"x" * 100000
+        socket = endpoints.connections[0].transport.socket
+        socket.arriving.append(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + body)
+        while socket.arriving:
+            endpoints.connections[0].transport.doRead()
+        self.assertEqual(socket.read_sizes[:3], [READ_MIN, 4 * READ_MIN, 16 * READ_MIN])
+        self.assertEqual(self.successResultOf(self.successResultOf(d).read()), (body, False))

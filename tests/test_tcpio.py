@@ -1,5 +1,6 @@
 """
-Tests for L{shadowtwist.tcpio}: writes straight to the socket when nothing is queued.
+Tests for L{shadowtwist.tcpio}: reads sized to what arrives, writes straight to the socket when
+nothing is queued.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from shadowtwist.tcpio import WRITE_THROUGH_MAX, send_now
+from shadowtwist.tcpio import READ_MAX, READ_MIN, WRITE_THROUGH_MAX, fit_reads, send_now, sized_reads
 
 
 class FakeSocket:
@@ -22,6 +23,8 @@ class FakeSocket:
     def __init__(self, accept=None):
         self.accept = accept
         self.sent = []
+        self.arriving = []
+        self.read_sizes = []
 
     def setblocking(self, flag):
         pass
@@ -38,6 +41,13 @@ class FakeSocket:
         taken = data if self.accept is None else data[:self.accept]
         self.sent.append(bytes(taken))
         return len(taken)
+
+    def recv(self, size):
+        self.read_sizes.append(size)
+        data, self.arriving[:1] = self.arriving[0][:size], [self.arriving[0][size:]]
+        if not self.arriving[0]:
+            del self.arriving[0]
+        return data
 
 
 def tcp_transport(accept=None):
@@ -131,3 +141,81 @@ class SendNowTests(SynchronousTestCase):
         send_now(transport, b"abc")
         self.assertEqual(transport.value(), b"abc")
 
+
+
+class Reader(Protocol):
+    """
+    A protocol that sizes its transport's reads as the gateway's connections do.
+    """
+
+    def __init__(self):
+        self.received = []
+
+    def connectionMade(self):
+        self.sized = sized_reads(self.transport)
+
+    def dataReceived(self, data):
+        self.received.append(data)
+        fit_reads(self.transport, len(data))
+
+
+class SizedReadsTests(SynchronousTestCase):
+    """
+    Reads start small, grow while they fill the buffer and shrink back after small ones.
+    """
+
+    def connection(self):
+        reader = Reader()
+        transport = tcp.Connection(FakeSocket(), reader, MemoryReactor())
+        transport.connected = True
+        reader.makeConnection(transport)
+        return reader, transport
+
+    def test_first_read_is_small(self):
+        """
+        A TCP connection's first C{recv} asks for L{READ_MIN} bytes, not Twisted's 64 kB.
+        """
+        reader, transport = self.connection()
+        transport.socket.arriving.append(b"GET / HTTP/1.1\r\n\r\n")
+        transport.doRead()
+        self.assertTrue(reader.sized)
+        self.assertEqual(transport.socket.read_sizes, [READ_MIN])
+        self.assertEqual(reader.received, [b"GET / HTTP/1.1\r\n\r\n"])
+
+    def test_growing_and_shrinking(self):
+        """
+        Reads that fill the buffer make the next one four times larger, up to L{READ_MAX}; a read
+        that brings less than a quarter makes the next one small again. A large body arrives
+        whole, in order.
+        """
+        reader, transport = self.connection()
+        body = bytes(range(256)) * 1024  # 256 kB
+        transport.socket.arriving += [body, b"small", b"next"]
+        for _ in range(8):
+            transport.doRead()
+        self.assertEqual(transport.socket.read_sizes,
+                         [READ_MIN, 4 * READ_MIN, READ_MAX, READ_MAX, READ_MAX, READ_MAX, READ_MAX, READ_MIN])
+        self.assertEqual(b"".join(reader.received), body + b"smallnext")
+
+    def test_between_a_quarter_and_full(self):
+        """
+        A read that brings a quarter of the buffer or more, short of filling it, keeps the size.
+        """
+        reader, transport = self.connection()
+        transport.bufferSize = READ_MAX
+        fit_reads(transport, READ_MAX // 4)
+        self.assertEqual(transport.bufferSize, READ_MAX)
+        fit_reads(transport, READ_MAX // 4 - 1)
+        self.assertEqual(transport.bufferSize, READ_MIN)
+
+    def test_other_transports(self):
+        """
+        Transports that are not plain TCP connections (TLS, in-memory) are left alone.
+        """
+        memory = StringTransport()
+        self.assertFalse(sized_reads(memory))
+        self.assertFalse(hasattr(memory, "bufferSize"))
+        transport, _ = tcp_transport()
+        transport.TLS = True
+        self.assertFalse(sized_reads(transport))
+        self.assertEqual(transport.bufferSize, READ_MAX)
