@@ -68,9 +68,40 @@ class GatewayChannel(http.HTTPChannel):
     _host: Any = None
     _sized_reads = False
 
+    _pausing_idle_timer = False
+
     def connectionMade(self) -> None:
         super().connectionMade()
         self._sized_reads = sized_reads(self.transport)
+
+    def allContentReceived(self) -> None:
+        """
+        Twisted's, with the idle timer paused rather than replaced: Twisted stops it here
+        (C{setTimeout(None)}) and starts a new one when the response is done, which left a
+        cancelled C{DelayedCall} in the reactor's heap and made a new one for every request.
+        """
+        self._pausing_idle_timer = bool(self.timeOut)
+        try:
+            super().allContentReceived()
+        finally:
+            self._pausing_idle_timer = False
+
+    def setTimeout(self, period: Optional[float]) -> Optional[float]:
+        """
+        C{TimeoutMixin.setTimeout}, except that the first C{setTimeout(None)} of
+        L{allContentReceived} keeps the timer: when the response is done, Twisted's
+        C{setTimeout(period)} pushes it back by the idle timeout again.
+        """
+        if period is None and self._pausing_idle_timer:
+            self._pausing_idle_timer = False
+            previous, self.timeOut = self.timeOut, None
+            return previous
+        return super().setTimeout(period)  # type: ignore[no-any-return]
+
+    def timeoutConnection(self) -> None:
+        if self.timeOut is None:  # the timer went off while a request is being answered
+            return
+        super().timeoutConnection()
 
     def dataReceived(self, data: bytes) -> None:
         """

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http, server
 from twisted.web.resource import Resource
@@ -156,6 +158,67 @@ class GatewayChannelTests(SynchronousTestCase):
         channel.dataReceived(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertTrue(transport.value().endswith(b"hello"))
+
+
+class IdleTimerTests(SynchronousTestCase):
+    """
+    The idle timeout of a client connection: one timer for the connection's life, paused while
+    a request is answered.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.answers = Answers()
+        site = GatewaySite(self.answers, reactor=self.clock)
+        site.timeOut = 10
+        self.channel = site.buildProtocol(None)
+        self.transport = StringTransport()
+        self.channel.makeConnection(self.transport)
+
+    def test_one_timer_for_many_requests(self):
+        """
+        Requests answered on a connection reuse its timer: none is cancelled and none made.
+        """
+        [timer] = self.clock.getDelayedCalls()
+        for _ in range(3):
+            self.channel.dataReceived(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.transport.value().count(b"hello"), 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [timer])
+        self.assertTrue(timer.active())
+
+    def test_idle_after_the_response(self):
+        """
+        The timeout counts from the end of the last response.
+        """
+        self.clock.advance(8)
+        self.channel.dataReceived(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.clock.advance(8)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(2)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_paused_while_answering(self):
+        """
+        A request answered for longer than the idle timeout keeps its connection; the timeout
+        starts again when the response is done.
+        """
+        self.channel.dataReceived(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.clock.advance(25)
+        self.assertFalse(self.transport.disconnecting)
+        [request] = self.answers.pending
+        request.finish()
+        self.clock.advance(9)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_timer_stopped_when_the_connection_ends(self):
+        """
+        A connection that ends, even in the middle of a request, leaves no timer behind.
+        """
+        self.channel.dataReceived(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 def serve(site, data):
