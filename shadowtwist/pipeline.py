@@ -113,7 +113,7 @@ class EndpointPipeline:
             return succeed(NO_PIPELINE)
         started = self._clock()
         watchers = dispatch_shadows(self.endpoint, self._shadows, incoming, written)
-        call = _RequestState(len(self._primaries))
+        call = _RequestState(self, started, accept, written, watchers)
         if self._sequential:
             d = self._call_in_sequence(incoming, call)
         elif len(self._primaries) == 1:
@@ -121,31 +121,7 @@ class EndpointPipeline:
         else:
             d = DeferredList([self._call(index, backend, incoming, call)
                               for index, backend in enumerate(self._primaries)], consumeErrors=True)
-
-        def combine(_: Any) -> GatewayResponse:
-            try:
-                merged = self._post_process(merge_parts([part for _, part in call.arrivals]))
-                response = client_response(self.endpoint, self._router, merged, accept)
-            except Exception:
-                return broken(Failure())
-            latency = self._clock() - started
-            self._count(response.status, latency)
-            if watchers:
-                outcome = PrimaryOutcome(latency, response, tuple(call.parts), tuple(call.answers))
-                if written is not None and not written.called:
-                    # the shadows' records and comparisons wait until the client has its bytes
-                    written.addCallback(_tell_later, watchers, outcome)
-                else:
-                    tell(watchers, outcome)
-            return response
-
-        def broken(failure: Failure) -> GatewayResponse:
-            self._log.failure("endpoint {endpoint} failed", failure, endpoint=self.endpoint.name)
-            response = client_response(self.endpoint, self._router, Merged(None, False, ("internal error",)))
-            tell(watchers, PrimaryOutcome(self._clock() - started, response, (), ()))
-            return response
-
-        return d.addCallbacks(combine, broken)
+        return d.addCallbacks(call.combine, call.broken)
 
     def _post_process(self, merged: Merged) -> Merged:
         """
@@ -196,77 +172,134 @@ class EndpointPipeline:
         @return: a Deferred firing with the L{Part} (never failing).
         """
         deadline = self._deadline if deadline is None else deadline
-
-        def arrived(result: tuple) -> Part:
-            response, part = result
-            call.arrive(index, response, part)
-            return part
-
-        def broken(failure: Failure) -> Part:
-            self._log.failure("processing the answer of {backend} failed", failure, backend=backend.label)
-            part = Part(data=None, error="internal error")
-            call.arrive(index, None, part)
-            return part
-
         if self.endpoint.concurrent_calls == 1:
-            return self._send_one(index, backend, incoming, deadline, (arrived, broken))
+            return self._send_one(index, backend, incoming, deadline, call)
         d = _first_complete([self._send_one(index, backend, incoming, deadline)
                              for _ in range(self.endpoint.concurrent_calls)])
-        return d.addCallback(arrived).addErrback(broken)
+        primary = _PrimaryCall(self, index, backend, call)
+        return d.addCallback(primary.arrived).addErrback(primary.broken)
 
     def _send_one(self, index: int, backend: BackendConfig, incoming: IncomingRequest,
-                  deadline: float, then: Optional[tuple] = None) -> Deferred:
+                  deadline: float, call: Optional["_RequestState"] = None) -> Deferred:
         """
         One call to one backend: a Deferred of (L{BackendResponse} or C{None}, L{Part}), or,
-        given C{then} (a callback and an errback), of what they make of it, in one step.
+        given C{call}, of the L{Part}, recorded there as it arrives (in one step).
         """
         outgoing = build_request(self.endpoint, backend, incoming, self._choose)
-        counters = self._backend_calls[index]
-
-        def answered(response: BackendResponse) -> tuple:
-            part = backend_part(backend, response.status, response.headers, response.body, response.url)
-            counters["ok" if part.error is None else "error"].inc()
-            return response, part
-
-        def failed(failure: Failure) -> tuple:
-            if is_cancellation(failure):  # another copy won, or the client went away
-                return None, Part(data=None, error="context canceled")
-            counters["timeout" if failure.check(BackendTimeout) else "error"].inc()
-            reason = describe_failure(failure)
-            self._log.warn("backend {backend} of {endpoint} failed: {reason}",
-                           backend=backend.label, endpoint=self.endpoint.name, reason=reason)
-            return None, Part(data=None, error=reason)
-
+        primary = _PrimaryCall(self, index, backend, call)
         d = self._client.send(outgoing, deadline)
-        if then is None:
-            return d.addCallbacks(answered, failed)
-        arrived, broken = then
+        if call is None:
+            return d.addCallbacks(primary.answered, primary.failed)
+        return d.addBoth(primary.settle)
 
-        def settle(result: Any) -> Any:
-            try:
-                return arrived(failed(result) if isinstance(result, Failure) else answered(result))
-            except Exception:
-                return broken(Failure())
 
-        return d.addBoth(settle)
+class _PrimaryCall:
+    """
+    One call to one primary backend, and what becomes of its answer: the backend's L{Part},
+    counted, and recorded in the request's L{_RequestState} (when given one).
+    """
+
+    __slots__ = ("_pipeline", "_index", "_backend", "_call")
+
+    def __init__(self, pipeline: EndpointPipeline, index: int, backend: BackendConfig,
+                 call: Optional["_RequestState"]) -> None:
+        self._pipeline = pipeline
+        self._index = index
+        self._backend = backend
+        self._call = call
+
+    def answered(self, response: BackendResponse) -> tuple:
+        backend = self._backend
+        part = backend_part(backend, response.status, response.headers, response.body, response.url)
+        self._pipeline._backend_calls[self._index]["ok" if part.error is None else "error"].inc()
+        return response, part
+
+    def failed(self, failure: Failure) -> tuple:
+        if is_cancellation(failure):  # another copy won, or the client went away
+            return None, Part(data=None, error="context canceled")
+        pipeline = self._pipeline
+        pipeline._backend_calls[self._index]["timeout" if failure.check(BackendTimeout) else "error"].inc()
+        reason = describe_failure(failure)
+        pipeline._log.warn("backend {backend} of {endpoint} failed: {reason}",
+                           backend=self._backend.label, endpoint=pipeline.endpoint.name, reason=reason)
+        return None, Part(data=None, error=reason)
+
+    def arrived(self, result: tuple) -> Part:
+        response, part = result
+        self._call.arrive(self._index, response, part)
+        return part
+
+    def broken(self, failure: Failure) -> Part:
+        self._pipeline._log.failure("processing the answer of {backend} failed", failure,
+                                    backend=self._backend.label)
+        part = Part(data=None, error="internal error")
+        self._call.arrive(self._index, None, part)
+        return part
+
+    def settle(self, result: Any) -> Part:
+        """
+        L{answered} or L{failed}, then L{arrived}: the whole of a single copy's answer.
+        """
+        try:
+            return self.arrived(self.failed(result) if isinstance(result, Failure) else self.answered(result))
+        except Exception:
+            return self.broken(Failure())
 
 
 class _RequestState:
     """
-    What the primaries of one request produced, as it arrives.
+    One client request through a pipeline: what its primaries produced, as it arrives, and
+    the response made of it.
 
     @ivar arrivals: (backend index, part) in arrival order, which is KrakenD's merge order.
     """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, pipeline: EndpointPipeline, started: float, accept: Optional[str],
+                 written: Optional[Deferred], watchers: list) -> None:
+        count = len(pipeline._primaries)
         self.arrivals: list = []
         self.parts: list = [None] * count
         self.answers: list = [None] * count
+        self._pipeline = pipeline
+        self._accept = accept
+        self._written = written
+        self._watchers = watchers
+        self._started = started
 
     def arrive(self, index: int, response: Optional[BackendResponse], part: Part) -> None:
         self.arrivals.append((index, part))
         self.parts[index] = part
         self.answers[index] = response
+
+    def combine(self, _: Any) -> GatewayResponse:
+        """
+        The client's response, made of the parts that arrived; the shadows learn it.
+        """
+        pipeline = self._pipeline
+        try:
+            merged = pipeline._post_process(merge_parts([part for _, part in self.arrivals]))
+            response = client_response(pipeline.endpoint, pipeline._router, merged, self._accept)
+        except Exception:
+            return self.broken(Failure())
+        latency = pipeline._clock() - self._started
+        pipeline._count(response.status, latency)
+        watchers = self._watchers
+        if watchers:
+            outcome = PrimaryOutcome(latency, response, tuple(self.parts), tuple(self.answers))
+            written = self._written
+            if written is not None and not written.called:
+                # the shadows' records and comparisons wait until the client has its bytes
+                written.addCallback(_tell_later, watchers, outcome)
+            else:
+                tell(watchers, outcome)
+        return response
+
+    def broken(self, failure: Failure) -> GatewayResponse:
+        pipeline = self._pipeline
+        pipeline._log.failure("endpoint {endpoint} failed", failure, endpoint=pipeline.endpoint.name)
+        response = client_response(pipeline.endpoint, pipeline._router, Merged(None, False, ("internal error",)))
+        tell(self._watchers, PrimaryOutcome(pipeline._clock() - self._started, response, (), ()))
+        return response
 
 
 def _first_complete(copies: Sequence[Deferred]) -> Deferred:

@@ -369,6 +369,47 @@ def incoming_request(request: server.Request, param_names: Sequence[str]) -> Inc
     )
 
 
+class _Answer:
+    """
+    Where a pipeline's response for one client request goes: to the client, unless it went
+    away meanwhile (then the pipeline's work is cancelled and nothing is written).
+
+    @ivar written: fired once the response is written (or will never be), for the shadows.
+    """
+
+    __slots__ = ("_request", "_work", "_written", "_gone")
+
+    def __init__(self, request: server.Request, work: Deferred, written: Optional[Deferred]) -> None:
+        self._request = request
+        self._work = work
+        self._written = written
+        self._gone = False
+
+    def client_left(self, failure: Failure) -> None:
+        self._gone = True
+        self._work.cancel()
+
+    def write(self, response: GatewayResponse) -> None:
+        try:
+            if not self._gone:
+                write_response(self._request, response)
+        finally:
+            if self._written is not None:
+                self._written.callback(None)
+
+    def failed(self, failure: Failure) -> None:
+        try:
+            if failure.check(CancelledError) and self._gone:
+                return
+            request = self._request
+            _log.failure("serving {method} {path} failed", failure, method=request.method, path=request.path)
+            if not self._gone:
+                write_response(request, GatewayResponse(500, (), b""))
+        finally:
+            if self._written is not None:
+                self._written.callback(None)
+
+
 def pipeline_handler(pipeline: Any) -> Handler:
     """
     A method handler that serves a request through an endpoint pipeline.
@@ -388,35 +429,9 @@ def pipeline_handler(pipeline: Any) -> Handler:
         accept = request.getHeader(b"accept")
         d = pipeline.handle(incoming_request(request, params),
                             accept.decode("latin-1") if accept is not None else None, written)
-        gone: list = []
-
-        def client_left(failure: Failure) -> None:
-            gone.append(True)
-            d.cancel()
-
-        request.notifyFinish().addErrback(client_left)
-
-        def write(response: GatewayResponse) -> None:
-            try:
-                if not gone:
-                    write_response(request, response)
-            finally:
-                if written is not None:
-                    written.callback(None)
-
-        def failed(failure: Failure) -> None:
-            try:
-                if failure.check(CancelledError) and gone:
-                    return
-                _log.failure("serving {method} {path} failed", failure,
-                             method=request.method, path=request.path)
-                if not gone:
-                    write_response(request, GatewayResponse(500, (), b""))
-            finally:
-                if written is not None:
-                    written.callback(None)
-
-        d.addCallbacks(write, failed)
+        answer = _Answer(request, d, written)
+        request.notifyFinish().addErrback(answer.client_left)
+        d.addCallbacks(answer.write, answer.failed)
         return server.NOT_DONE_YET
 
     return handle
