@@ -16,7 +16,7 @@ import re
 from typing import Any, Callable, Optional, Sequence
 from urllib.parse import quote, unquote, unquote_plus
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, passthru
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
@@ -430,7 +430,8 @@ def pipeline_handler(pipeline: Any) -> Handler:
         d = pipeline.handle(incoming_request(request, params),
                             accept.decode("latin-1") if accept is not None else None, written)
         answer = _Answer(request, d, written)
-        request.notifyFinish().addErrback(answer.client_left)
+        # addCallbacks: addErrback would make two keyword dicts, kept while the request waits
+        request.notifyFinish().addCallbacks(passthru, answer.client_left)
         d.addCallbacks(answer.write, answer.failed)
         return server.NOT_DONE_YET
 
