@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per round")
     parser.add_argument("--python", default=str(bench.BENCH_DIR / ".venvs" / "cpython" / "bin" / "python"))
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="seconds of load before the rounds (default 3, or 40 with a PyPy --python: "
+                             "its JIT needs them)")
     return parser.parse_args()
 
 
@@ -84,6 +88,18 @@ def start_reference(python: str, kind: str, port: int, backend_url: str) -> subp
     return subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(bench.REPO_ROOT)), cwd=str(WORK))
 
 
+def wait_listening(port: int, timeout: float = 60.0) -> None:
+    """Wait until C{port} accepts connections (PyPy's twistd takes several seconds to start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((bench.HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("nothing listens on port %d after %.0f s" % (port, timeout))
+
+
 def load_both(ports: List[int], seconds: int) -> List[float]:
     """wrk on each port at once (core 1); the requests/s of each."""
     runs = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d%ds" % seconds,
@@ -96,6 +112,7 @@ def load_both(ports: List[int], seconds: int) -> List[float]:
 def main() -> None:
     """Run the rounds and print each ratio and their median."""
     arguments = parse_arguments()
+    arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
     WORK.mkdir(parents=True, exist_ok=True)
     reference = arguments.a if arguments.a in ("const", "minimal") else None
     trees = [Path(arguments.a) if reference else source_tree(arguments.a), source_tree(arguments.b)]
@@ -115,8 +132,12 @@ def main() -> None:
                 config["endpoints"][0]["backend"][-1]["extra_config"]["shadowgw/shadow"].update(
                     json.loads(arguments.shadow_options))
             processes.append(start_gateway(arguments.python, tree, config, "ab"[index]))
-        time.sleep(3)
-        load_both(ports, 3)  # warm-up
+        for port in ports:
+            wait_listening(port)
+        warmup = arguments.warmup
+        if warmup is None:
+            warmup = 40 if "pypy" in arguments.python else 3
+        load_both(ports, warmup)
         ratios = []
         for round_number in range(arguments.rounds):
             a, b = load_both(ports, arguments.duration)
