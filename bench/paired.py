@@ -112,7 +112,8 @@ def load_both(ports: List[int], seconds: int) -> List[float]:
 def main() -> None:
     """Run the rounds and print each ratio and their median."""
     arguments = parse_arguments()
-    arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
+    if os.sep in arguments.python:
+        arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
     WORK.mkdir(parents=True, exist_ok=True)
     reference = arguments.a if arguments.a in ("const", "minimal") else None
     trees = [Path(arguments.a) if reference else source_tree(arguments.a), source_tree(arguments.b)]
@@ -137,7 +138,8 @@ def main() -> None:
         warmup = arguments.warmup
         if warmup is None:
             warmup = 40 if "pypy" in arguments.python else 3
-        load_both(ports, warmup)
+        if warmup > 0:
+            load_both(ports, warmup)
         ratios = []
         for round_number in range(arguments.rounds):
             a, b = load_both(ports, arguments.duration)

@@ -69,10 +69,22 @@ class GatewayChannel(http.HTTPChannel):
     _sized_reads = False
 
     _pausing_idle_timer = False
+    _refeeding = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self._sized_reads = sized_reads(self.transport)
+
+    def setLineMode(self, extra: bytes = b"") -> Any:
+        """
+        Twisted's, noting that C{extra} (bytes that arrived while a request was being answered)
+        comes back through L{dataReceived}: it is no read, and must not size the next one.
+        """
+        refeeding, self._refeeding = self._refeeding, True
+        try:
+            return super().setLineMode(extra)
+        finally:
+            self._refeeding = refeeding
 
     def allContentReceived(self) -> None:
         """
@@ -108,7 +120,7 @@ class GatewayChannel(http.HTTPChannel):
         Read a request head that arrived whole, without a body and with nothing after it, in
         one pass (L{_read_whole_head}); anything else goes to Twisted's line parser.
         """
-        if self._sized_reads:
+        if self._sized_reads and not self._refeeding:
             fit_reads(self.transport, len(data))
         if (_WHOLE_HEAD and self.line_mode and not self._buffer and not self._busyReceiving
                 and self._HTTPChannel__first_line == 1 and self.persistent and not self.paused

@@ -88,6 +88,24 @@ class GatewayChannelTests(SynchronousTestCase):
         self.assertEqual(self.transport.socket.read_sizes, [READ_MIN])
         self.assertIn(b"hello", b"".join(self.sent()))
 
+    def test_buffered_bytes_are_no_read(self):
+        """
+        Requests that arrived while another was answered, handed back to the parser when it is
+        done, do not count as a read that filled the buffer: the next read stays small.
+        """
+        socket = self.transport.socket
+        socket.arriving.append(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.transport.doRead()
+        pipelined = b"GET /whole HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 1500 + b"\r\n\r\n"
+        for _ in range(3):
+            socket.arriving.append(pipelined)
+            self.transport.doRead()
+        self.answers.pending[0].finish()  # the 4.6 kB kept meanwhile go to the parser now
+        socket.arriving.append(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.transport.doRead()
+        self.assertEqual(socket.read_sizes, [READ_MIN] * 5)
+        self.assertEqual(b"".join(self.sent()).count(b"hello"), 4)
+
     def test_site_parts(self):
         """
         The Site builds L{GatewayChannel}s that make L{GatewayRequest}s.
