@@ -13,7 +13,7 @@ Usage (after C{make test}, which makes C{.venv})::
 It installs Debian's valgrind when missing (as root), runs C{inmemory.py} twice under
 C{valgrind --tool=cachegrind --cache-sim=no} (200 and 1200 requests, one run each) and prints
 the difference divided by 1000: start-up and warm-up cancel out. Counts with a shadow vary by
-about 2 % (log batches and comparison slices follow the wall clock); without, by less than 0.1 %.
+about 2 % (log batches and comparison slices follow the wall clock); without, by about 0.5 %.
 """
 
 from __future__ import annotations

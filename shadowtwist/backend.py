@@ -38,6 +38,7 @@ import shadowtwist
 from shadowtwist.config import BackendConfig, ClientOptions, EndpointConfig, canonical_header, param_key
 from shadowtwist.deadlines import Deadline, Deadlines
 from shadowtwist.httpclient import ClientResponse, ConnectionPool, EndpointFor, TCPEndpoints, split_url
+from shadowtwist.memo import BoundedMemo
 
 GATEWAY_VERSION = f"shadowtwist Version {shadowtwist.__version__}"
 GO_USER_AGENT = "Go-http-client/1.1"
@@ -347,16 +348,8 @@ class _UnverifiedCreator:
         return connection
 
 
-def _go_canonical(name: bytes, cache: Dict[bytes, str] = {}) -> str:
-    """
-    A header name as Go's C{CanonicalMIMEHeaderKey} spells it (cached: backends repeat names).
-    """
-    found = cache.get(name)
-    if found is None:
-        if len(cache) > 4096:
-            cache.clear()
-        found = cache[name] = canonical_header(name.decode("latin-1"))
-    return found
+# A header name as Go's CanonicalMIMEHeaderKey spells it (remembered: backends repeat names).
+_go_canonical = BoundedMemo(lambda name: canonical_header(name.decode("latin-1")), 4096).__call__
 
 
 class BackendClient:

@@ -21,7 +21,7 @@ HTTP/2 after a TLS handshake negotiating it: the gateway never offers HTTP/2.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
 from twisted.python.failure import Failure
@@ -29,6 +29,7 @@ from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import INonQueuedRequestFactory
 
+from shadowtwist.memo import BoundedMemo
 from shadowtwist.tcpio import fit_reads, send_now, sized_reads
 
 # The Twisted internals the whole-head path reads (Twisted 24.10 and later have them all);
@@ -241,51 +242,32 @@ def _read_whole_head(data: bytes, max_headers: int) -> Optional[tuple]:
     return command, target, version, headers
 
 
-class _HeaderBlocks:
+def _header_block(headers: Sequence[Tuple[str, str]]) -> Optional[Tuple[bytes, frozenset]]:
     """
     The bytes of a response's own header lines, as Twisted's C{Headers} would write them (names
-    canonicalized, repeats grouped under the first, line breaks in values made spaces), kept
-    per distinct header tuple: an endpoint answers with the same few header sets again and again.
+    canonicalized, repeats grouped under the first, line breaks in values made spaces).
+
+    @return: (header lines, their names), or C{None} for headers this cannot write as Twisted
+        would (a name Twisted refuses, or a C{Content-Length} of their own).
     """
+    grouped = Headers()
+    try:
+        for name, value in headers:
+            grouped.addRawHeader(name, value)
+    except (ValueError, UnicodeError):
+        return None
+    names = frozenset(name for name, _ in grouped.getAllRawHeaders())
+    if b"Content-Length" in names:
+        return None
+    lines = b"".join(name + b": " + value + b"\r\n"
+                     for name, values in grouped.getAllRawHeaders() for value in values)
+    return lines, names
 
-    LIMIT = 512
-    BLOCK_MAX = 4096  # bytes: larger blocks are built every time, never kept
 
-    def __init__(self) -> None:
-        self._blocks: Dict[Any, Optional[Tuple[bytes, frozenset]]] = {}
-
-    def __call__(self, headers: Sequence[Tuple[str, str]]) -> Optional[Tuple[bytes, frozenset]]:
-        """
-        @return: (header lines, their names), or C{None} for headers this cannot write as
-            Twisted would (a name Twisted refuses, or a C{Content-Length} of their own).
-        """
-        try:
-            return self._blocks[headers]
-        except KeyError:
-            pass
-        except TypeError:  # unhashable (a list): built every time
-            return self._build(headers)
-        block = self._build(headers)
-        if block is None or len(block[0]) <= self.BLOCK_MAX:
-            if len(self._blocks) >= self.LIMIT:
-                self._blocks.clear()
-            self._blocks[headers] = block
-        return block
-
-    @staticmethod
-    def _build(headers: Sequence[Tuple[str, str]]) -> Optional[Tuple[bytes, frozenset]]:
-        grouped = Headers()
-        try:
-            for name, value in headers:
-                grouped.addRawHeader(name, value)
-        except (ValueError, UnicodeError):
-            return None
-        names = frozenset(name for name, _ in grouped.getAllRawHeaders())
-        if b"Content-Length" in names:
-            return None
-        lines = b"".join(name + b": " + value + b"\r\n"
-                         for name, values in grouped.getAllRawHeaders() for value in values)
-        return lines, names
+# Kept per distinct header tuple (an endpoint answers with the same few header sets again and
+# again); blocks over 4 kB are built every time, never kept.
+_header_blocks = BoundedMemo(_header_block, 512,
+                             keep=lambda headers, block: block is None or len(block[0]) <= 4096).__call__
 
 
 class _DateHeader:
@@ -338,8 +320,6 @@ class GatewayRequest(server.Request):
         except BaseException:
             self.processingFailed(Failure())
 
-    _header_blocks = _HeaderBlocks()
-
     def respond_at_once(self, code: int, headers: Sequence[Tuple[str, str]], body: bytes) -> bool:
         """
         Send a whole response in one write and finish, when nothing about it needs Twisted's
@@ -354,7 +334,7 @@ class GatewayRequest(server.Request):
                 or code in _NO_BODY_CODES
                 or not isinstance(channel, GatewayChannel) or channel.transport is None):
             return False
-        found = self._header_blocks(headers)
+        found = _header_blocks(headers)
         if found is None:
             return False
         block, names = found

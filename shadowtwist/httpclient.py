@@ -32,6 +32,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 from zope.interface import implementer
 
+from shadowtwist.memo import BoundedMemo
 from shadowtwist.tcpio import WRITE_THROUGH_MAX, fit_reads, send_now, sized_reads
 
 Key = Tuple[bytes, bytes, int]  # scheme, host, port
@@ -201,27 +202,18 @@ def framing_fields(version: bytes, headers: HeaderPairs) -> Tuple[Optional[bytes
     return length, encoding, content_encoding, keep_alive
 
 
+def _parsed_head(head: bytes) -> tuple:
+    """
+    L{parse_head} and L{framing_fields} of a head.
+    """
+    version, code, phrase, headers = parse_head(head)
+    headers = tuple(headers)
+    return version, code, phrase, headers, framing_fields(version, headers)
+
+
 # Parsed response heads by their bytes: a backend sends the same head again and again (until its
-# Date changes), and parsing it is a pure function.
-_HEADS: Dict[bytes, tuple] = {}
-_HEADS_LIMIT = 256
-_CACHED_HEAD_MAX = 4096  # bytes: larger heads are parsed every time, never kept
-
-
-def _read_head(head: bytes) -> tuple:
-    """
-    L{parse_head} and L{framing_fields} of a head, remembered for the next identical head.
-    """
-    found = _HEADS.get(head)
-    if found is None:
-        version, code, phrase, headers = parse_head(head)
-        headers = tuple(headers)
-        found = (version, code, phrase, headers, framing_fields(version, headers))
-        if len(head) <= _CACHED_HEAD_MAX:
-            if len(_HEADS) >= _HEADS_LIMIT:
-                _HEADS.clear()
-            _HEADS[head] = found
-    return found
+# Date changes). Heads over 4 kB are parsed every time, never kept.
+_read_head = BoundedMemo(_parsed_head, 256, keep=lambda head, parsed: len(head) <= 4096).__call__
 
 
 @implementer(IResponse)
