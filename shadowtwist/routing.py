@@ -372,9 +372,8 @@ def incoming_request(request: server.Request, param_names: Sequence[str]) -> Inc
 class _Answer:
     """
     Where a pipeline's response for one client request goes: to the client, unless it went
-    away meanwhile (then the pipeline's work is cancelled and nothing is written).
-
-    @ivar written: fired once the response is written (or will never be), for the shadows.
+    away meanwhile (then the pipeline's work is cancelled and nothing is written). C{written}
+    fires once the response is written, or will never be, for the shadows.
     """
 
     __slots__ = ("_request", "_work", "_written", "_gone")
@@ -394,8 +393,7 @@ class _Answer:
             if not self._gone:
                 write_response(self._request, response)
         finally:
-            if self._written is not None:
-                self._written.callback(None)
+            self._done()
 
     def failed(self, failure: Failure) -> None:
         try:
@@ -406,8 +404,11 @@ class _Answer:
             if not self._gone:
                 write_response(request, GatewayResponse(500, (), b""))
         finally:
-            if self._written is not None:
-                self._written.callback(None)
+            self._done()
+
+    def _done(self) -> None:
+        if self._written is not None:
+            self._written.callback(None)
 
 
 def pipeline_handler(pipeline: Any) -> Handler:
