@@ -448,23 +448,14 @@ class BackendClient:
         C{read} (the start time and the body limit of L{_read}), with its L{BackendResponse}
         (one callback for both steps: the body usually arrives with the head).
         """
-        headers = [(name.encode("latin-1"), _header_bytes(value)) for name, value in outgoing.headers]
-        # Go's transparent gzip: asked for, and decoded, only when the request names no
-        # Accept-Encoding of its own (a forwarded one is sent as it is, the answer left encoded).
-        gunzip = True
-        for name, _ in headers:
-            if name.lower() == b"accept-encoding":
-                gunzip = False
-                break
-        if gunzip:
-            headers.append((b"Accept-Encoding", b"gzip"))
+        headers, gunzip = _encoded_headers(outgoing.headers)
         body = outgoing.body
         replayable = not body
         method = outgoing.method.encode("ascii")
         url = outgoing.url.encode("ascii")
         return self._exchange(method, url, headers, body, gunzip, 0, replayable, read)
 
-    def _exchange(self, method: bytes, url: bytes, headers: list, body: Optional[bytes],
+    def _exchange(self, method: bytes, url: bytes, headers: Sequence[Tuple[bytes, bytes]], body: Optional[bytes],
                   gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Deferred:
         d = self.pool.request(method, url, headers, body)
         return d.addCallback(self._answered, method, url, headers, gunzip, redirects, replayable, read)
@@ -523,6 +514,50 @@ class BackendClient:
         Close the pool's idle connections (at service stop).
         """
         return self.pool.close()
+
+
+def _encode_headers(headers: Sequence[Tuple[str, str]]) -> Tuple[tuple, bool]:
+    """
+    Request headers as bytes pairs, and whether the answer is to be gunzipped: Go's
+    transparent gzip asks for it (C{Accept-Encoding: gzip} added) and decodes it only when
+    the request names no C{Accept-Encoding} of its own (a forwarded one is sent as it is, the
+    answer left encoded).
+    """
+    encoded = [(name.encode("latin-1"), _header_bytes(value)) for name, value in headers]
+    gunzip = True
+    for name, _ in encoded:
+        if name.lower() == b"accept-encoding":
+            gunzip = False
+            break
+    if gunzip:
+        encoded.append((b"Accept-Encoding", b"gzip"))
+    return tuple(encoded), gunzip
+
+
+class _LastEncoded:
+    """
+    L{_encode_headers} remembering its last tuple of headers: a client request's primaries
+    and shadows are mostly given the same tuple (L{IncomingRequest.forwarded}), so it is
+    encoded once per request rather than once per backend. Only tuples are remembered (they
+    cannot change while remembered); one entry, so nothing outlives the next request.
+    """
+
+    __slots__ = ("_headers", "_result")
+
+    def __init__(self) -> None:
+        self._headers: Any = None
+        self._result: Tuple[tuple, bool] = ((), True)
+
+    def __call__(self, headers: Sequence[Tuple[str, str]]) -> Tuple[tuple, bool]:
+        if headers is self._headers:
+            return self._result
+        result = _encode_headers(headers)
+        if type(headers) is tuple:
+            self._headers, self._result = headers, result
+        return result
+
+
+_encoded_headers = _LastEncoded()
 
 
 def _header_bytes(value: str) -> bytes:

@@ -202,7 +202,7 @@ class ShadowDispatcher:
         self._comparisons: deque = deque()
         self._comparing = False
         self._sending: set = set()
-        self.outcome_log = LogBatch(_log, reactor, "shadow_lines")
+        self.outcome_log = LogBatch(_log, reactor, "shadow_lines", render=_outcome_line)
 
     def shadow_for(self, endpoint: EndpointConfig, backend: BackendConfig) -> ShadowBackend:
         """
@@ -381,7 +381,9 @@ class _ShadowCall:
             return
         self.sent = True
         try:
-            self.dispatcher.send(self.shadow, self.incoming, self.shadow_finished)
+            incoming = self.incoming
+            self.incoming = _kept_for_comparison(self.shadow.options, incoming)
+            self.dispatcher.send(self.shadow, incoming, self.shadow_finished)
         except Exception:
             self._bug(Failure())
 
@@ -454,17 +456,9 @@ class _ShadowCall:
             shadow.auto_pause.record(healthy, dispatcher.now())
         status = response.status if response is not None else None
         size = len(response.body) if response is not None else None
-        primary_status = primary.response.status
-        endpoint = meters.endpoint
-        error = result.error
-        dispatcher.outcome_log.add(
-            f"shadow {outcome} {endpoint} -> {result.url}: status {status}, {size} bytes in "
-            f"{_ms(latency)}ms (primary {primary_status} in {_ms(primary_latency)}ms)"
-            + (f", error: {error}" if error else ""),
-            {"endpoint": endpoint, "shadow_backend": meters.backend, "shadow_url": result.url,
-             "outcome": outcome, "shadow_status": status, "shadow_latency": latency,
-             "shadow_size": size, "shadow_error": error, "primary_status": primary_status,
-             "primary_latency": primary_latency})
+        # its line and record are made at flush (see LogBatch)
+        dispatcher.outcome_log.add((outcome, meters, result.url, status, size, latency, result.error,
+                                    primary.response.status, primary_latency))
         if response is not None and shadow.compares:
             if shadow.identical_bytes_match and _identical(shadow, primary, response):
                 # the common case of a healthy shadow: a match known without a diff, counted
@@ -518,6 +512,36 @@ class _ShadowCall:
                   endpoint=shadow.endpoint.name, shadow_backend=shadow.backend.label,
                   paths=", ".join(paths), differing_paths=paths, suppressed=suppressed,
                   suppressed_text=f" ({suppressed} earlier mismatch events suppressed)" if suppressed else "")
+
+
+def _kept_for_comparison(options: Any, incoming: IncomingRequest) -> Optional[IncomingRequest]:
+    """
+    What a shadow call keeps of its client request once the copy is sent: the whole request
+    when it may learn noise (it sends the request again), the parts a mismatch capture shows
+    when it captures, else nothing. Its body and per-request caches go, so a call waiting for
+    its shadow holds less.
+    """
+    if options.compare.learn_noise:
+        return incoming
+    if options.capture:
+        return IncomingRequest(incoming.method, incoming.path, incoming.query, incoming.headers)
+    return None
+
+
+def _outcome_line(entry: tuple) -> tuple:
+    """
+    A shadow call's outcome line and its record of fields, from what L{_ShadowCall._record}
+    kept.
+    """
+    outcome, meters, url, status, size, latency, error, primary_status, primary_latency = entry
+    endpoint = meters.endpoint
+    line = (f"shadow {outcome} {endpoint} -> {url}: status {status}, {size} bytes in "
+            f"{_ms(latency)}ms (primary {primary_status} in {_ms(primary_latency)}ms)"
+            + (f", error: {error}" if error else ""))
+    return line, {"endpoint": endpoint, "shadow_backend": meters.backend, "shadow_url": url,
+                  "outcome": outcome, "shadow_status": status, "shadow_latency": latency,
+                  "shadow_size": size, "shadow_error": error, "primary_status": primary_status,
+                  "primary_latency": primary_latency}
 
 
 _SHAPING = ("encoding", "is_collection", "target", "allow", "deny", "mapping", "group", "flatmap")

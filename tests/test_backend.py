@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import shadowtwist
 from shadowtwist.backend import (
-    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, build_request, fill_url_pattern, forwarded_query,
+    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, _LastEncoded, build_request, fill_url_pattern, forwarded_query,
 )
 from shadowtwist.config import parse_config
 from shadowtwist.httpclient import TCPEndpoints
@@ -54,6 +54,39 @@ class BackendResponseTests(SynchronousTestCase):
         self.assertEqual(lazy.headers, given.headers)
         self.assertEqual(lazy, given)
         self.assertIs(lazy.headers, lazy.headers)
+
+
+class EncodedHeadersTests(SynchronousTestCase):
+    """
+    Request headers as bytes, remembered for the last tuple (a request's primaries and shadows
+    share it).
+    """
+
+    def test_encoded_with_gzip(self):
+        """
+        Headers become bytes pairs with Go's C{Accept-Encoding: gzip} added, unless the request
+        names an encoding of its own (then the answer is not gunzipped).
+        """
+        encode = _LastEncoded()
+        self.assertEqual(encode((("User-Agent", "ua"), ("X-Name", "caf\u00e9"))),
+                         (((b"User-Agent", b"ua"), (b"X-Name", b"caf\xe9"),
+                           (b"Accept-Encoding", b"gzip")), True))
+        self.assertEqual(encode((("accept-encoding", "br"),)), (((b"accept-encoding", b"br"),), False))
+
+    def test_same_tuple_encoded_once(self):
+        """
+        The same tuple again gets the same result without encoding; an equal list is encoded
+        anew each time (a list may have changed meanwhile).
+        """
+        encode = _LastEncoded()
+        headers = tuple([("User-Agent", "ua")])
+        first = encode(headers)
+        self.assertIs(encode(headers), first)
+        self.assertIsNot(encode(tuple([("User-Agent", "ua")]))[0], first[0])
+        listed = [["User-Agent", "ua"]]
+        self.assertEqual(encode(listed), first)
+        listed[0][1] = "other"
+        self.assertEqual(encode(listed)[0][0], (b"User-Agent", b"other"))
 
 
 class HeaderTests(SynchronousTestCase):

@@ -50,6 +50,28 @@ class LogBatchTests(SynchronousTestCase):
         self.assertEqual([e["lines"] for e in self.events], ["0\n1\n2", "3"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_rendered_at_flush(self):
+        """
+        With C{render}, entries are kept as given and made into their lines and records only
+        when the batch goes out.
+        """
+        rendered = []
+
+        def render(entry):
+            rendered.append(entry)
+            return "line %d" % entry[0], {"n": entry[0]}
+
+        batch = LogBatch(Logger(namespace="tests.logbatch"), self.clock, "lines", interval=0.5,
+                         render=render)
+        batch.add((1, "a"))
+        batch.add((2, "b"))
+        self.assertEqual(rendered, [])
+        batch.flush()
+        self.assertEqual(rendered, [(1, "a"), (2, "b")])
+        [event] = self.events
+        self.assertEqual((event["lines"], event["count"]), ("line 1\nline 2", 2))
+        self.assertEqual(event["records"], [{"n": 1}, {"n": 2}])
+
     def test_flush_empty(self):
         """
         Flushing with nothing pending logs nothing.

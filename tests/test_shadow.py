@@ -13,6 +13,8 @@ import random
 from twisted.trial.unittest import SynchronousTestCase
 
 from shadowtwist.backend import IncomingRequest
+from shadowtwist.config import parse_config
+from shadowtwist.shadow import _kept_for_comparison
 from tests.support import FakeBackends, Harness, body_of, document, shadow_backend
 
 
@@ -337,6 +339,43 @@ class CompareTests(SynchronousTestCase):
         labels = {"endpoint": "GET /item/{id}", "backend": "http://shadow.test/v2/item/{id}"}
         self.assertEqual(metric(harness, "shadowgw_shadow_compare_total", result="mismatch", **labels), 1)
         self.assertEqual(metric(harness, "shadowgw_shadow_compare_total", result="match", **labels), 1)
+
+    def test_capture_after_the_request_is_let_go(self):
+        """
+        A call sent keeps only what a capture shows of its request (not the body, nor the
+        request itself); the capture still names the method, path, query and headers.
+        """
+        harness, shadows = harness_for({"allow_unsafe": True}, method="POST",
+                                       input_query_strings=["q"])
+        harness.backends.route("/v1/item/1", {"price": 1})
+        shadows.route("/v2/item/1", {"price": 2})
+        self.successResultOf(harness.request("POST", "/item/1?q=7", data=b'{"big": "body"}',
+                                             headers={"X-Trace": "t1"}))
+        [capture] = stats_of(harness)["captures"]
+        self.assertEqual(capture["request"]["method"], "POST")
+        self.assertEqual(capture["request"]["path"], "/item/1")
+        self.assertEqual(capture["request"]["query"], {"q": ["7"]})
+        self.assertEqual(capture["request"]["headers"]["X-Trace"], ["t1"])
+
+    def test_kept_for_comparison(self):
+        """
+        Once sent, a call keeps the whole request only to learn noise, the captured parts
+        only to capture, and nothing otherwise.
+        """
+        incoming = IncomingRequest("POST", "/item/1", (("q", "7"),), {"X-Trace": ["t1"]},
+                                   {"id": "1"}, b"body", "10.0.0.1", "gw.test")
+
+        def options(**shadow):
+            return parse_config({"version": 3, "endpoints": [{"endpoint": "/item/{id}", "backend": [
+                {"host": ["http://v1.test"], "url_pattern": "/v1"},
+                shadow_backend("/v2", **shadow)]}]}).endpoints[0].shadows[0].shadow_options
+
+        self.assertIs(_kept_for_comparison(options(compare={"learn_noise": 0.1}), incoming), incoming)
+        self.assertIsNone(_kept_for_comparison(options(capture=0), incoming))
+        kept = _kept_for_comparison(options(), incoming)
+        self.assertEqual((kept.method, kept.path, kept.query, kept.headers),
+                         (incoming.method, incoming.path, incoming.query, incoming.headers))
+        self.assertEqual((kept.body, kept.params), (b"", {}))
 
     def test_learned_noise(self):
         """
