@@ -176,3 +176,29 @@ class InMemoryHarnessTests(unittest.TestCase):
 
     def test_refused_shadow(self):
         self.assertIn("us per request", self.run_harness("--refused"))
+
+
+class PyPyGCLogTests(unittest.TestCase):
+    """
+    C{bench/pypy_gc.py} reads PyPy's GC log into time, counts and promoted bytes.
+    """
+
+    def test_gc_totals(self):
+        """
+        Each closed C{gc-minor} and C{gc-collect-step} section adds its cycles and one to its
+        count; the promoted bytes are the sum of the minor collections' survivors; a nested
+        section and one still open at the end of the text add nothing.
+        """
+        sys.path.insert(0, str(BENCH.parent))
+        self.addCleanup(sys.path.remove, str(BENCH.parent))
+        import pypy_gc
+
+        log = ("[100] {gc-minor\n[110] {gc-minor-walkroots\n[120] gc-minor-walkroots}\n"
+               "total size of surviving objects: 4000\n[1a0] gc-minor}\n"
+               "[200] {gc-collect-step\n[250] gc-collect-step}\n"
+               "[300] {gc-minor\ntotal size of surviving objects: 1000\n[310] gc-minor}\n"
+               "[400] {gc-minor\n")
+        totals = pypy_gc.gc_totals(log)
+        self.assertEqual((totals["gc-minor"], totals["minors"]), (0xa0 + 0x10, 2))
+        self.assertEqual((totals["gc-collect-step"], totals["steps"]), (0x50, 1))
+        self.assertEqual(totals["promoted"], 5000)
