@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import TimeoutError
+from twisted.internet.error import ConnectingCancelledError, TimeoutError
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.python.failure import Failure
 from twisted.web.client import BrowserLikePolicyForHTTPS, ResponseFailed, _urljoin
@@ -583,12 +583,13 @@ def _end_deadline(result: Any, deadline: Deadline, timeout: float) -> Any:
 def is_cancellation(failure: Failure) -> bool:
     """
     Whether a failed call was cancelled by us (Twisted may wrap the C{CancelledError} in
-    C{ResponseNeverReceived}).
+    C{ResponseNeverReceived}; a call cancelled while connecting fails with
+    C{ConnectingCancelledError} instead).
     """
-    if failure.check(CancelledError):
+    if failure.check(CancelledError, ConnectingCancelledError):
         return True
     reasons = getattr(failure.value, "reasons", None) or ()
-    return any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons)
+    return any(isinstance(r, Failure) and r.check(CancelledError, ConnectingCancelledError) for r in reasons)
 
 
 def describe_failure(failure: Failure) -> str:
@@ -601,6 +602,8 @@ def describe_failure(failure: Failure) -> str:
     error = failure.value
     if isinstance(error, (BackendTimeout, TimeoutError)):
         return "context deadline exceeded"
+    if isinstance(error, ConnectingCancelledError):  # its text is only the address
+        return "context canceled"
     reasons = getattr(error, "reasons", None)
     if reasons:
         return "; ".join(describe_failure(r) if isinstance(r, Failure) else str(r) for r in reasons)

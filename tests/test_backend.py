@@ -5,13 +5,19 @@ Tests for L{shadowtwist.backend}: the outgoing request KrakenD would send.
 from __future__ import annotations
 
 from OpenSSL import SSL
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint
+from twisted.internet.error import ConnectingCancelledError, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import ResponseNeverReceived
 
 import shadowtwist
 from shadowtwist.backend import (
-    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, _LastEncoded, build_request, fill_url_pattern, forwarded_query,
+    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, _LastEncoded, build_request, describe_failure,
+    fill_url_pattern, forwarded_query, is_cancellation,
 )
 from shadowtwist.config import parse_config
 from shadowtwist.httpclient import TCPEndpoints
@@ -292,3 +298,28 @@ class ClientSettingsTests(SynchronousTestCase):
                                        "endpoints": []}).client
         self.assertTrue(client_options.allow_insecure_connections)
         BackendClient(MemoryReactorClock(), client_options)
+
+
+class FailureTests(SynchronousTestCase):
+    """
+    How a failed backend call is classified and described.
+    """
+
+    def test_cancelled_while_connecting(self):
+        """
+        A call cancelled while its connection was being made (the client went away) is a
+        cancellation, described as Go's C{context canceled} rather than by the address that
+        Twisted's error carries as its only text.
+        """
+        failure = Failure(ConnectingCancelledError(IPv4Address("TCP", "127.0.0.1", 8001)))
+        self.assertTrue(is_cancellation(failure))
+        self.assertEqual(describe_failure(failure), "context canceled")
+
+    def test_cancelled_inside_reasons(self):
+        """
+        A cancellation wrapped in C{ResponseNeverReceived} is one; a refused connection is not.
+        """
+        self.assertTrue(is_cancellation(Failure(ResponseNeverReceived([Failure(CancelledError())]))))
+        refused = Failure(ConnectionRefusedError("refused"))
+        self.assertFalse(is_cancellation(refused))
+        self.assertIn("refused", describe_failure(refused))
