@@ -508,6 +508,9 @@ class _ShadowCall:
             paths.insert(0, "status")
         paths += [f"header:{name}" for name in comparison.header_differences]
         suppressed = shadow.log_limit.take_suppressed()
+        # the outcome lines waiting for their batch go first, so a call's outcome line comes
+        # before its mismatch (mismatch events are rate-limited, so these flushes are few)
+        self.dispatcher.outcome_log.flush()
         _log.warn("shadow mismatch {endpoint} -> {shadow_backend}: {paths}{suppressed_text}",
                   endpoint=shadow.endpoint.name, shadow_backend=shadow.backend.label,
                   paths=", ".join(paths), differing_paths=paths, suppressed=suppressed,

@@ -266,7 +266,7 @@ class ShadowTests(SynchronousTestCase):
         dispatcher writes what is pending.
         """
         harness = self.harness(shadow_backend("/v2/users/{id}"))
-        self.shadows.route("/v2/users/1", {"id": 1})
+        self.shadows.route("/v2/users/1", {"id": 1, "plan": "free"})  # a match: no warning flushes them
         for _ in range(3):
             harness.front.request("GET", "http://gateway.test/user/1")
             harness.pump(flush_log=False)

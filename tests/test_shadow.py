@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from shadowtwist.backend import IncomingRequest
 from shadowtwist.config import parse_config
 from shadowtwist.shadow import _kept_for_comparison
-from tests.support import FakeBackends, Harness, body_of, document, shadow_backend
+from tests.support import FakeBackends, Harness, body_of, capture_events, document, shadow_backend
 
 
 def harness_for(shadow_options=None, method="GET", proxy=None, primaries=None, rng=None, **endpoint):
@@ -339,6 +339,21 @@ class CompareTests(SynchronousTestCase):
         labels = {"endpoint": "GET /item/{id}", "backend": "http://shadow.test/v2/item/{id}"}
         self.assertEqual(metric(harness, "shadowgw_shadow_compare_total", result="mismatch", **labels), 1)
         self.assertEqual(metric(harness, "shadowgw_shadow_compare_total", result="match", **labels), 1)
+
+    def test_outcome_line_before_mismatch(self):
+        """
+        A call's outcome line is logged before its mismatch warning, though outcome lines are
+        batched and the warning is not.
+        """
+        events = capture_events(self, "shadowtwist.shadow")
+        harness, shadows = harness_for({})
+        harness.backends.route("/v1/item/1", {"price": 1})
+        shadows.route("/v2/item/1", {"price": 2})
+        self.successResultOf(harness.request("GET", "/item/1"))
+        kinds = ["outcome" if "shadow_lines" in e else "mismatch" for e in events
+                 if "shadow_lines" in e or "differing_paths" in e]
+        self.assertEqual(kinds, ["outcome", "mismatch"])
+        self.assertIn("shadow ok GET /item/{id}", events[0]["shadow_lines"])
 
     def test_capture_after_the_request_is_let_go(self):
         """
