@@ -95,9 +95,9 @@ def main() -> None:
                                                           backend_url if arguments.shadow else None)))
         env = dict(os.environ, PYTHONPATH=str(Path(arguments.tree).resolve()),
                    PYPYLOG="gc-minor,gc-collect-step:%s" % log)
-        gateway = subprocess.Popen(["taskset", "-c", "0", os.path.abspath(arguments.python), "-c", bench.TWISTD_BOOT,
-                                    "-n", "--pidfile=", "-l", str(work / "gateway.log"), "shadowgw",
-                                    "-c", str(config)], env=env, cwd=str(work))
+        gateway = subprocess.Popen(["taskset", "-c", "0", os.path.abspath(arguments.python), "-c",
+                                    bench.TWISTD_BOOT, "-n", "--pidfile=", "-l", str(work / "gateway.log"),
+                                    "shadowgw", "-c", str(config)], env=env, cwd=str(work))
         processes.append(gateway)
         paired.wait_listening(port)
         url = "http://%s:%d%s" % (bench.HOST, port, bench.PATH)

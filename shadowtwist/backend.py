@@ -37,7 +37,9 @@ from zope.interface import implementer
 import shadowtwist
 from shadowtwist.config import BackendConfig, ClientOptions, EndpointConfig, canonical_header, param_key
 from shadowtwist.deadlines import Deadline, Deadlines
-from shadowtwist.httpclient import ClientResponse, ConnectionPool, EndpointFor, TCPEndpoints, split_url
+from shadowtwist.httpclient import (
+    ClientResponse, ConnectionPool, EndpointFor, HeaderPairs, TCPEndpoints, split_url,
+)
 from shadowtwist.memo import BoundedMemo
 
 GATEWAY_VERSION = f"shadowtwist Version {shadowtwist.__version__}"
@@ -455,12 +457,12 @@ class BackendClient:
         url = outgoing.url.encode("ascii")
         return self._exchange(method, url, headers, body, gunzip, 0, replayable, read)
 
-    def _exchange(self, method: bytes, url: bytes, headers: Sequence[Tuple[bytes, bytes]], body: Optional[bytes],
+    def _exchange(self, method: bytes, url: bytes, headers: HeaderPairs, body: Optional[bytes],
                   gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Deferred:
         d = self.pool.request(method, url, headers, body)
         return d.addCallback(self._answered, method, url, headers, gunzip, redirects, replayable, read)
 
-    def _answered(self, response: ClientResponse, method: bytes, url: bytes, headers: list,
+    def _answered(self, response: ClientResponse, method: bytes, url: bytes, headers: HeaderPairs,
                   gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Any:
         if gunzip:
             encoding = response.content_encoding
@@ -474,7 +476,7 @@ class BackendClient:
             return response if read is None else self._read(response, *read)
         return self._redirect(response, method, url, headers, gunzip, redirects, replayable, read)
 
-    def _redirect(self, response: ClientResponse, method: bytes, url: bytes, headers: list,
+    def _redirect(self, response: ClientResponse, method: bytes, url: bytes, headers: HeaderPairs,
                   gunzip: bool, redirects: int, replayable: bool, read: Optional[tuple]) -> Any:
         """
         Follow a redirect as Go's C{http.Client} does for KrakenD: at most 10; 301, 302 and 303

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.error import ConnectionAborted
+from twisted.internet.error import ConnectingCancelledError, ConnectionAborted
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import PotentialDataLoss, ResponseDone, ResponseFailed, ResponseNeverReceived
@@ -958,7 +958,11 @@ class ConnectionPool:
 
     def _connect_failed(self, failure: Failure, key: Key) -> Failure:
         if not failure.check(CancelledError) and len(self._failed) < 1024:
-            why = str(failure.value) or type(failure.value).__name__
+            if failure.check(ConnectingCancelledError):
+                # the call's deadline cut the attempt (Twisted's error text is the address)
+                why = "connection not established before the deadline"
+            else:
+                why = str(failure.value) or type(failure.value).__name__
             self._failed[key] = (self._reactor.seconds() + self.hold_down, why)
         return failure
 

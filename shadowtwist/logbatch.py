@@ -77,8 +77,17 @@ class LogBatch:
             lines, self._lines = self._lines, []
             records, self._records = self._records, []
             if self._render is not None:
-                rendered = [self._render(entry) for entry in lines]
+                rendered = [self._rendered(entry) for entry in lines]
                 lines = [line for line, _ in rendered]
                 records = [record for _, record in rendered]
             self._logger.emit(self._level, "{%s}" % self._field, count=len(lines), records=records,
                               **{self._field: "\n".join(lines)})
+
+    def _rendered(self, entry: Any) -> Tuple[str, Dict[str, Any]]:
+        # One entry that cannot be rendered costs its own line only, never the batch (nor
+        # the caller that triggered the flush).
+        try:
+            return self._render(entry)  # type: ignore[misc]
+        except Exception:
+            self._logger.failure("rendering a log line failed")
+            return repr(entry), {}

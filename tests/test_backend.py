@@ -16,8 +16,8 @@ from twisted.web.client import ResponseNeverReceived
 
 import shadowtwist
 from shadowtwist.backend import (
-    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, _LastEncoded, build_request, describe_failure,
-    fill_url_pattern, forwarded_query, is_cancellation,
+    BackendClient, BackendResponse, IncomingRequest, _InsecurePolicy, _LastEncoded, build_request,
+    describe_failure, fill_url_pattern, forwarded_query, is_cancellation,
 )
 from shadowtwist.config import parse_config
 from shadowtwist.httpclient import TCPEndpoints

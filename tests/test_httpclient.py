@@ -509,6 +509,32 @@ class HoldDownTests(SynchronousTestCase):
         self.assertEqual(len(attempts), 5)
 
 
+    def test_connect_cut_by_deadline(self):
+        """
+        A connection attempt cancelled (by the call's deadline) holds the origin down with a
+        reason that says so, not with the address Twisted's error carries as its only text.
+        """
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.defer import Deferred
+        from twisted.internet.error import ConnectingCancelledError
+
+        from shadowtwist.httpclient import HeldDown
+
+        address = IPv4Address("TCP", "10.0.0.9", 81)
+
+        class BlackHole:
+            def connect(self, factory):
+                return Deferred(lambda d: d.errback(ConnectingCancelledError(address)))
+
+        pool = ConnectionPool(Clock(), lambda *key: BlackHole(), hold_down=1.0)
+        attempt = pool.request(b"GET", b"http://10.0.0.9:81/x", [])
+        attempt.cancel()
+        self.failureResultOf(attempt, ConnectingCancelledError)
+        held = self.failureResultOf(pool.request(b"GET", b"http://10.0.0.9:81/y", []), HeldDown)
+        self.assertIn("connection not established before the deadline", str(held.value))
+        self.assertNotIn("IPv4Address", str(held.value))
+
+
 class RetryTests(SynchronousTestCase):
     """
     A pooled connection the backend closed in the meantime.

@@ -72,6 +72,23 @@ class LogBatchTests(SynchronousTestCase):
         self.assertEqual((event["lines"], event["count"]), ("line 1\nline 2", 2))
         self.assertEqual(event["records"], [{"n": 1}, {"n": 2}])
 
+    def test_render_failure_costs_one_line(self):
+        """
+        An entry that cannot be rendered goes out as its repr (and the error is logged); the
+        other entries of the batch are kept.
+        """
+        batch = LogBatch(Logger(namespace="tests.logbatch"), self.clock, "lines",
+                         render=lambda entry: ("line %d" % entry, {"n": entry}))
+        batch.add(1)
+        batch.add("bad")
+        batch.flush()
+        [failure] = [e for e in self.events if "log_failure" in e]
+        self.assertIsInstance(failure["log_failure"].value, TypeError)
+        self.flushLoggedErrors(TypeError)
+        [event] = [e for e in self.events if "lines" in e]
+        self.assertEqual(event["lines"], "line 1\n'bad'")
+        self.assertEqual(event["records"], [{"n": 1}, {}])
+
     def test_flush_empty(self):
         """
         Flushing with nothing pending logs nothing.

@@ -364,8 +364,21 @@ class CompareTests(SynchronousTestCase):
                                        input_query_strings=["q"])
         harness.backends.route("/v1/item/1", {"price": 1})
         shadows.route("/v2/item/1", {"price": 2})
+        dispatcher = harness.gateway.shadows
+        sent = []  # (what the call keeps once sending, the request sent)
+
+        def send(shadow, incoming, finished):
+            sent.append((finished.__self__.incoming, incoming))
+            return original(shadow, incoming, finished)
+
+        original = dispatcher.send
+        self.patch(dispatcher, "send", send)
         self.successResultOf(harness.request("POST", "/item/1?q=7", data=b'{"big": "body"}',
                                              headers={"X-Trace": "t1"}))
+        [(kept, incoming)] = sent
+        self.assertEqual(incoming.body, b'{"big": "body"}')
+        self.assertIsNot(kept, incoming)
+        self.assertEqual((kept.body, kept.params, kept.client_ip), (b"", {}, ""))
         [capture] = stats_of(harness)["captures"]
         self.assertEqual(capture["request"]["method"], "POST")
         self.assertEqual(capture["request"]["path"], "/item/1")
@@ -401,12 +414,15 @@ class CompareTests(SynchronousTestCase):
         harness, shadows = harness_for({"compare": {"learn_noise": 1.0}})
         harness.backends.route("/v1/item/1", lambda seen: {"id": 1, "nonce": next(counter)})
         shadows.route("/v2/item/1", lambda seen: {"id": 1, "nonce": -1})
+        # the repeated primary call goes over the shadow pool (the fake shadow backends here)
+        shadows.route("/v1/item/1", lambda seen: {"id": 1, "nonce": next(counter)})
         self.successResultOf(harness.request("GET", "/item/1"))
         self.assertEqual(stats_of(harness)["compare"]["mismatch"], 1)  # not learned yet
+        self.assertIn("/v1/item/1", [seen.path for seen in shadows.seen])
         self.successResultOf(harness.request("GET", "/item/1"))
         stats = stats_of(harness)
         self.assertEqual(stats["compare"]["noise"], 1)
-        self.assertIn(True, [f["noise"] for f in stats["fields"] if f["path"] == "/nonce"])
+        self.assertEqual([f["path"] for f in stats["fields"] if f["noise"]], ["/nonce"])
 
     def test_identical_bytes_skip_the_diff(self):
         """
