@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,11 +69,12 @@ def source_tree(build: str) -> Path:
     return tree
 
 
-def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str) -> subprocess.Popen:
-    """twistd shadowgw on core 0 with C{tree} first on the path."""
+def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str,
+                  extra_env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """twistd shadowgw on core 0 with C{tree} first on the path (and C{extra_env} set)."""
     path = WORK / (name + ".json")
     path.write_text(json.dumps(config))
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=str(tree), **(extra_env or {}))
     argv = ["taskset", "-c", "0", python, "-c", bench.TWISTD_BOOT, "-n", "--pidfile=",
             "-l", str(WORK / (name + ".log")), "shadowgw", "-c", str(path)]
     return subprocess.Popen(argv, env=env, cwd=str(WORK))

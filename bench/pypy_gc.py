@@ -21,12 +21,10 @@ process started is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict
@@ -68,12 +66,6 @@ def gc_totals(log: str) -> Dict[str, float]:
     return totals
 
 
-def cpu_ticks(pid: int) -> int:
-    """User and system clock ticks of a process."""
-    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def main() -> None:
     """Run one gateway under load and print its GC costs per request."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -83,31 +75,27 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40, help="seconds of load before measuring")
     parser.add_argument("--duration", type=int, default=10, help="seconds measured")
     arguments = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="pypy-gc-"))
+    paired.WORK.mkdir(parents=True, exist_ok=True)
+    log = paired.WORK / "pypy_gc.gclog"  # (the gateway's own log is pypy_gc.log)
     backend_port, port = bench.free_port(), bench.free_port()
-    nginx_config = bench.write_nginx_config(work / "backend", bench.nginx_backend_body(backend_port))
+    nginx_config = bench.write_nginx_config(paired.WORK / "backend", bench.nginx_backend_body(backend_port))
     processes = [subprocess.Popen(["taskset", "-c", "1"] + bench.nginx_argv(nginx_config))]
-    log = work / "gc.log"
     try:
         backend_url = "http://%s:%d" % (bench.HOST, backend_port)
-        config = work / "gateway.json"
-        config.write_text(json.dumps(bench.gateway_config(port, backend_url, 1,
-                                                          backend_url if arguments.shadow else None)))
-        env = dict(os.environ, PYTHONPATH=str(Path(arguments.tree).resolve()),
-                   PYPYLOG="gc-minor,gc-collect-step:%s" % log)
-        gateway = subprocess.Popen(["taskset", "-c", "0", os.path.abspath(arguments.python), "-c",
-                                    bench.TWISTD_BOOT, "-n", "--pidfile=", "-l", str(work / "gateway.log"),
-                                    "shadowgw", "-c", str(config)], env=env, cwd=str(work))
+        config = bench.gateway_config(port, backend_url, 1, backend_url if arguments.shadow else None)
+        gateway = paired.start_gateway(os.path.abspath(arguments.python), Path(arguments.tree).resolve(),
+                                       config, "pypy_gc",
+                                       {"PYPYLOG": "gc-minor,gc-collect-step:%s" % log})
         processes.append(gateway)
         paired.wait_listening(port)
         url = "http://%s:%d%s" % (bench.HOST, port, bench.PATH)
         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d%ds" % arguments.warmup, url],
                        capture_output=True, check=True)
         time.sleep(0.5)
-        skip, ticks = log.stat().st_size, cpu_ticks(gateway.pid)
+        skip, cpu = log.stat().st_size, bench.cpu_seconds([gateway.pid])[gateway.pid]
         output = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d%ds" % arguments.duration, url],
                                 capture_output=True, text=True, check=True).stdout
-        ticks = cpu_ticks(gateway.pid) - ticks
+        cpu = bench.cpu_seconds([gateway.pid])[gateway.pid] - cpu
         with open(log, errors="replace") as f:
             f.seek(skip)
             totals = gc_totals(f.read())
@@ -116,7 +104,7 @@ def main() -> None:
         print("%s%s: %.0f requests/s; per request: CPU %.1f us, %.3f minor collections promoting %.0f bytes "
               "(%.1f us), %.4f major steps (%.1f us)" % (
                   arguments.tree, " with a shadow" if arguments.shadow else "", requests / arguments.duration,
-                  ticks / os.sysconf("SC_CLK_TCK") / requests * 1e6, totals["minors"] / requests,
+                  cpu / requests * 1e6, totals["minors"] / requests,
                   totals["promoted"] / requests, totals["gc-minor"] / per_second / requests * 1e6,
                   totals["steps"] / requests, totals["gc-collect-step"] / per_second / requests * 1e6))
     finally:
@@ -124,9 +112,8 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-        for path in sorted(work.rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
-        work.rmdir()
+        if log.exists():
+            log.unlink()
 
 
 if __name__ == "__main__":
