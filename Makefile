@@ -5,6 +5,8 @@
 
 PYTHON ?= python3
 VENV ?= .venv
+# PyPy's young generation as the systemd unit sets it (README.rst); CPython ignores it.
+PYPY_GC_NURSERY ?= 16MB
 BIN := $(VENV)/bin
 SOURCES := setup.py pyproject.toml $(wildcard shadowtwist/*.py) twisted/plugins/shadowgw_plugin.py
 TRIAL_ARGS ?= tests
@@ -20,7 +22,7 @@ $(VENV)/.installed: $(SOURCES)
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/twistd --nodaemon --pidfile= shadowgw --config etc/krakend.json --demo
+	PYPY_GC_NURSERY=$(PYPY_GC_NURSERY) $(BIN)/twistd --nodaemon --pidfile= shadowgw --config etc/krakend.json --demo
 
 test: install
 	$(BIN)/python tests/run.py $(TRIAL_ARGS)

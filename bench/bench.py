@@ -112,9 +112,9 @@ WARMUP_SPREAD = 0.10
 TWISTD_BOOT = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "pypy3": "pypy3", "valgrind": "valgrind"}
 INTERPRETER_BASES = {"cpython": sys.executable, "pypy": "pypy3"}
-# PYPY_GC_NURSERY for servers on PyPy ("": PyPy's default, half the L2 cache, 256 kB on the
-# machine of README's table). README.rst's PyPy section shows what a larger one changes.
-PYPY_NURSERY = ""
+# PYPY_GC_NURSERY for servers on PyPy, as the systemd unit sets it (shadowtwist.tap.PYPY_NURSERY;
+# "": PyPy's default, sized from the L2 cache). README.rst's PyPy section shows what it changes.
+PYPY_NURSERY = "16MB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "after this long and report what was measured (default 120, smoke 3)")
     parser.add_argument("--pypy-nursery", default=PYPY_NURSERY, help="PYPY_GC_NURSERY (e.g. 32MB) "
                         "for every server run on PyPy, the constant resource included (default: "
-                        "PyPy's own)")
+                        "%s, as the systemd unit; '' for PyPy's own)" % PYPY_NURSERY)
     parser.add_argument("--py-spy", action="store_true", help="after each CPython server's last "
                         "run, profile one more --duration of load with py-spy (installed into "
                         "the cpython venv) and write the hottest functions to work/")

@@ -12,6 +12,11 @@ Usage (after one C{make bench}, which installs nginx, wrk and the venvs)::
     python3 bench/paired.py --a HEAD --shadow-a --shadow-b  # a change to the shadow path
     python3 bench/paired.py --a const                   # pass-through efficiency, paired
     python3 bench/paired.py --a minimal                 # the gateway against a bare Twisted proxy
+    python3 bench/paired.py --a . --env-a PYPY_GC_NURSERY= --python bench/.venvs/pypy/bin/python
+                                                        # PyPy's default young generation against 16MB
+
+PyPy servers run with the benchmark's PYPY_GC_NURSERY (bench.PYPY_NURSERY) unless the
+environment or --env-a/--env-b name one (empty: PyPy's own default).
 
 Each build is a source tree put first on C{PYTHONPATH} of the benchmark venv's twistd (a git ref
 is checked out into a worktree under C{bench/results/work}). Sequential runs on these machines
@@ -49,6 +54,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--shadow-a", action="store_true", help="A's endpoint also has a fast shadow")
     parser.add_argument("--shadow-b", action="store_true", help="B's endpoint also has a fast shadow")
     parser.add_argument("--shadow-options", default="{}", help="the shadows' shadowgw/shadow block (JSON)")
+    parser.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for A's server only (repeatable), e.g. "
+                             "PYPY_GC_NURSERY= for PyPy's default young generation")
+    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE",
+                        help="the same for B")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per round")
     parser.add_argument("--python", default=str(bench.BENCH_DIR / ".venvs" / "cpython" / "bin" / "python"))
@@ -74,19 +84,32 @@ def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str,
     """twistd shadowgw on core 0 with C{tree} first on the path (and C{extra_env} set)."""
     path = WORK / (name + ".json")
     path.write_text(json.dumps(config))
-    env = dict(os.environ, PYTHONPATH=str(tree), **(extra_env or {}))
+    env = dict(server_environment(tree), **(extra_env or {}))
     argv = ["taskset", "-c", "0", python, "-c", bench.TWISTD_BOOT, "-n", "--pidfile=",
             "-l", str(WORK / (name + ".log")), "shadowgw", "-c", str(path)]
     return subprocess.Popen(argv, env=env, cwd=str(WORK))
 
 
-def start_reference(python: str, kind: str, port: int, backend_url: str) -> subprocess.Popen:
+def start_reference(python: str, kind: str, port: int, backend_url: str,
+                    extra_env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
     """The constant resource or the minimal proxy on core 0 (with this tree's shadowtwist)."""
     script = {"const": "constant_server.py", "minimal": "minimal_proxy.py"}[kind]
     argv = ["taskset", "-c", "0", python, str(bench.BENCH_DIR / script), "--port", str(port)]
     if kind == "minimal":
         argv += ["--backend", backend_url]
-    return subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(bench.REPO_ROOT)), cwd=str(WORK))
+    env = dict(server_environment(bench.REPO_ROOT), **(extra_env or {}))
+    return subprocess.Popen(argv, env=env, cwd=str(WORK))
+
+
+def server_environment(tree: Path) -> Dict[str, str]:
+    """
+    The environment of a server under test: C{tree} on the path, and PyPy's young generation
+    as the benchmark and the systemd unit set it, unless C{PYPY_GC_NURSERY} is already set
+    (empty: PyPy's own default).
+    """
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    env.setdefault("PYPY_GC_NURSERY", bench.PYPY_NURSERY)
+    return env
 
 
 def wait_listening(port: int, timeout: float = 60.0) -> None:
@@ -124,16 +147,19 @@ def main() -> None:
     try:
         backend_url = "http://%s:%d" % (bench.HOST, backend_port)
         ports = [bench.free_port(), bench.free_port()]
+        environments = [dict(item.split("=", 1) for item in arguments.env_a),
+                        dict(item.split("=", 1) for item in arguments.env_b)]
         for index, (tree, port) in enumerate(zip(trees, ports)):
             if index == 0 and reference:
-                processes.append(start_reference(arguments.python, reference, port, backend_url))
+                processes.append(start_reference(arguments.python, reference, port, backend_url,
+                                                 environments[0]))
                 continue
             shadow = backend_url if (arguments.shadow_a, arguments.shadow_b)[index] else None
             config = bench.gateway_config(port, backend_url, 1, shadow)
             if shadow:
                 config["endpoints"][0]["backend"][-1]["extra_config"]["shadowgw/shadow"].update(
                     json.loads(arguments.shadow_options))
-            processes.append(start_gateway(arguments.python, tree, config, "ab"[index]))
+            processes.append(start_gateway(arguments.python, tree, config, "ab"[index], environments[index]))
         for port in ports:
             wait_listening(port)
         warmup = arguments.warmup
@@ -146,9 +172,10 @@ def main() -> None:
             a, b = load_both(ports, arguments.duration)
             ratios.append(b / a)
             print("round %d: A %.0f req/s, B %.0f req/s, B/A %.3f" % (round_number, a, b, b / a), flush=True)
-        print("median B/A %.3f (A: %s%s, B: %s%s)" % (
+        print("median B/A %.3f (A: %s%s%s, B: %s%s%s)" % (
             statistics.median(ratios), trees[0], " with a shadow" if arguments.shadow_a else "",
-            trees[1], " with a shadow" if arguments.shadow_b else ""))
+            "".join(" " + item for item in arguments.env_a), trees[1],
+            " with a shadow" if arguments.shadow_b else "", "".join(" " + item for item in arguments.env_b)))
     finally:
         for process in processes:
             process.terminate()

@@ -11,8 +11,10 @@ L{GatewayService} owning the connection pools, with one C{strports} listener per
 from __future__ import annotations
 
 import gc
+import os
+import platform
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 from twisted.application import strports
 from twisted.application.service import MultiService
@@ -33,6 +35,10 @@ from shadowtwist.shadow import ShadowDispatcher
 from shadowtwist.workers import ListenAddress, ReusePortListener, WorkerPool, new_metrics_directory
 
 _log = Logger(namespace="shadowtwist.tap")
+
+# The young generation recommended on PyPy (README.rst, "PyPy's young generation"); the systemd
+# unit sets it. PyPy's own default is sized from the L2 cache (1 MB or less).
+PYPY_NURSERY = "16MB"
 
 
 class ConfigRefused(SystemExit):
@@ -155,6 +161,8 @@ class GatewayService(MultiService):
             _log.warn("{source}: {text}", source=self.config.source, text=warning)
         for line in describe_endpoints(self.config):
             _log.info("serving {route}", route=line)
+        for advice in runtime_advice(platform.python_implementation(), os.environ):
+            _log.info("{advice}", advice=advice)
         if hasattr(gc, "freeze"):  # CPython: what startup built is never scanned again
             gc.collect()
             gc.freeze()
@@ -178,6 +186,21 @@ class GatewayService(MultiService):
             return gatherResults([self.primary_client.close(), self.shadow_client.close()])
 
         return d.addBoth(close) if d is not None else close(None)
+
+
+def runtime_advice(implementation: str, environ: Mapping[str, str]) -> List[str]:
+    """
+    Start-up hints about how the interpreter runs the gateway.
+
+    @param implementation: C{platform.python_implementation()}.
+    @param environ: the process environment.
+    """
+    if implementation == "PyPy" and not environ.get("PYPY_GC_NURSERY"):
+        # PyPy reads it only at start, so the gateway cannot set it for itself
+        return [f"PyPy runs with its default young generation: PYPY_GC_NURSERY={PYPY_NURSERY} in the "
+                "environment gives about a third more requests/s per core, and half as much again "
+                "with a shadow, for about 60 MB more memory (README.rst, \"PyPy's young generation\")"]
+    return []
 
 
 def makeService(options: Options, reactor: Any = None) -> GatewayService:

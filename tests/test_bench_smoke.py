@@ -202,3 +202,36 @@ class PyPyGCLogTests(unittest.TestCase):
         self.assertEqual((totals["gc-minor"], totals["minors"]), (0xa0 + 0x10, 2))
         self.assertEqual((totals["gc-collect-step"], totals["steps"]), (0x50, 1))
         self.assertEqual(totals["promoted"], 5000)
+
+
+class ServerEnvironmentTests(unittest.TestCase):
+    """
+    The benchmark runs PyPy servers with the young generation the systemd unit sets.
+    """
+
+    def setUp(self):
+        sys.path.insert(0, str(BENCH.parent))
+        self.addCleanup(sys.path.remove, str(BENCH.parent))
+
+    def test_same_nursery_as_the_unit(self):
+        """
+        C{bench.py}'s default nursery is the gateway's recommended one.
+        """
+        import bench
+        from shadowtwist import tap
+
+        self.assertEqual(bench.PYPY_NURSERY, tap.PYPY_NURSERY)
+
+    def test_paired_servers(self):
+        """
+        C{paired.py}'s servers get that nursery, unless the environment names one (empty: PyPy's
+        own default).
+        """
+        import bench
+        import paired
+
+        self.patch(os, "environ", {"PATH": "/bin"})
+        env = paired.server_environment(Path("/tree"))
+        self.assertEqual((env["PYTHONPATH"], env["PYPY_GC_NURSERY"]), ("/tree", bench.PYPY_NURSERY))
+        self.patch(os, "environ", {"PYPY_GC_NURSERY": ""})
+        self.assertEqual(paired.server_environment(Path("/tree"))["PYPY_GC_NURSERY"], "")

@@ -11,7 +11,10 @@ import tempfile
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from shadowtwist.tap import GatewayService, Options, makeService
+from twisted.logger import globalLogPublisher
+
+from shadowtwist import tap
+from shadowtwist.tap import GatewayService, Options, makeService, runtime_advice
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(HERE, "etc", "krakend.json")
@@ -171,3 +174,52 @@ def _done():
     from twisted.internet.defer import succeed
 
     return succeed(None)
+
+
+class RuntimeAdviceTests(SynchronousTestCase):
+    """
+    Start-up hints about the interpreter.
+    """
+
+    def test_pypy_without_nursery(self):
+        """
+        On PyPy without C{PYPY_GC_NURSERY}, the advice names the recommended setting.
+        """
+        [advice] = runtime_advice("PyPy", {})
+        self.assertIn("PYPY_GC_NURSERY=" + tap.PYPY_NURSERY, advice)
+        self.assertEqual(runtime_advice("PyPy", {"PYPY_GC_NURSERY": ""}), [advice])
+
+    def test_nothing_to_say(self):
+        """
+        With the nursery set on PyPy, or on CPython (which ignores it), there is no advice.
+        """
+        self.assertEqual(runtime_advice("PyPy", {"PYPY_GC_NURSERY": "16MB"}), [])
+        self.assertEqual(runtime_advice("CPython", {}), [])
+
+    def test_logged_at_start(self):
+        """
+        The service logs the advice when it starts.
+        """
+        self.patch(tap.platform, "python_implementation", lambda: "PyPy")
+        self.patch(tap.os, "environ", {})
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        options = Options()
+        options.parseOptions(["-c", EXAMPLE, "--listen", "tcp:0"])
+        service = makeService(options, MemoryReactorClock())
+        service.startService()
+        self.addCleanup(service.stopService)
+        advice = [e["advice"] for e in events if "advice" in e]
+        self.assertEqual(advice, runtime_advice("PyPy", {}))
+
+    def test_unit_and_makefile_agree(self):
+        """
+        The systemd unit and C{make demo} set the recommended nursery.
+        """
+        with open(os.path.join(HERE, "etc", "shadowgw.service")) as f:
+            unit = f.read().splitlines()
+        self.assertIn("Environment=PYPY_GC_NURSERY=" + tap.PYPY_NURSERY, unit)
+        with open(os.path.join(HERE, "Makefile")) as f:
+            makefile = f.read().splitlines()
+        self.assertIn("PYPY_GC_NURSERY ?= " + tap.PYPY_NURSERY, makefile)
