@@ -934,11 +934,29 @@ def prepare_interpreters(arguments: argparse.Namespace, notes: List[str]) -> Lis
             notes.append("interpreter %s skipped: %s" % (name, str(error)[-600:]))
             continue
         describe_interpreter(interpreter, arguments)
+        stale = stale_installed_files(Path(interpreter.python).parent.parent) if (
+            arguments.no_install and name != "current") else []
+        if stale:
+            notes.append("--no-install: the %s venv's shadowtwist differs from this tree in %s; "
+                         "this run measures that older copy" % (name, ", ".join(stale)))
+            print("warning: " + notes[-1], flush=True)
         if not interpreter.gateway_ok:
             notes.append("gateway scenarios on %s skipped: %s"
                          % (name, interpreter.gateway_note))
         prepared.append(interpreter)
     return prepared
+
+
+def stale_installed_files(venv: Path) -> List[str]:
+    """The modules of this tree's C{shadowtwist} that differ from (or are missing in) the copy
+    installed in C{venv}: what C{--no-install} would not measure."""
+    installed = [path / "shadowtwist" for path in venv.glob("lib/*/site-packages")]
+    stale = []
+    for source in sorted((REPO_ROOT / "shadowtwist").glob("*.py")):
+        copies = [package / source.name for package in installed if (package / source.name).exists()]
+        if not copies or copies[0].read_bytes() != source.read_bytes():
+            stale.append(source.name)
+    return stale
 
 
 def is_pypy(interpreter: Interpreter) -> bool:

@@ -235,3 +235,26 @@ class ServerEnvironmentTests(unittest.TestCase):
         self.assertEqual((env["PYTHONPATH"], env["PYPY_GC_NURSERY"]), ("/tree", bench.PYPY_NURSERY))
         self.patch(os, "environ", {"PYPY_GC_NURSERY": ""})
         self.assertEqual(paired.server_environment(Path("/tree"))["PYPY_GC_NURSERY"], "")
+
+
+class StaleInstallTests(unittest.TestCase):
+    """
+    C{bench.py --no-install} names the modules its venv's copy of shadowtwist lacks or differs in.
+    """
+
+    def test_stale_installed_files(self):
+        sys.path.insert(0, str(BENCH.parent))
+        self.addCleanup(sys.path.remove, str(BENCH.parent))
+        import bench
+
+        venv = Path(tempfile.mkdtemp(prefix="bench-venv-"))
+        self.addCleanup(shutil.rmtree, str(venv))
+        package = venv / "lib" / "python3.x" / "site-packages" / "shadowtwist"
+        package.mkdir(parents=True)
+        sources = sorted((bench.REPO_ROOT / "shadowtwist").glob("*.py"))
+        for source in sources:
+            shutil.copyfile(str(source), str(package / source.name))
+        self.assertEqual(bench.stale_installed_files(venv), [])
+        (package / sources[0].name).write_bytes(b"# older\n")
+        (package / sources[1].name).unlink()
+        self.assertEqual(bench.stale_installed_files(venv), [sources[0].name, sources[1].name])
