@@ -15,7 +15,8 @@ What a full run does:
 1. Installs what is missing: Debian's C{nginx}, C{wrk} and C{pypy3} (C{apt-get update && apt-get
    install -y}), and the venvs C{bench/.venvs/cpython} (this python3) and C{bench/.venvs/pypy}
    (Debian's pypy3), each with C{pip install} of this repository (reinstalled on every run, so the
-   current working tree is measured). C{--no-install} skips all of it.
+   current working tree is measured). C{--no-install} skips all of it, and warns when a venv's
+   copy of shadowtwist is older than the tree (the run then measures that copy).
 2. Starts the shared backends, all on 127.0.0.1: a small JSON answered by nginx (fast), a 500 ms
    one (C{bench/backend.py}), a refusing port (bound, never listening) and a black hole (listening,
    never accepting, never answering).

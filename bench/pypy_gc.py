@@ -12,6 +12,11 @@ Usage (after one C{make bench}, which installs nginx, wrk and the PyPy venv)::
     python3 bench/pypy_gc.py                 # one backend
     python3 bench/pypy_gc.py --shadow        # one backend and a fast shadow
     python3 bench/pypy_gc.py --tree PATH     # another source tree (e.g. a git worktree)
+    PYPY_GC_NURSERY= python3 bench/pypy_gc.py  # at PyPy's default young generation
+
+The gateway runs with the benchmark's PYPY_GC_NURSERY (16 MB, as the systemd unit) unless the
+environment names one (empty: PyPy's own default, where collections are frequent enough for
+the promoted bytes to show what a request keeps alive while in flight).
 
 Promoted bytes per request move little from run to run, unlike requests/s on these machines,
 so they show whether a change makes a request keep less alive. Only 127.0.0.1 is used and every
