@@ -16,7 +16,7 @@ What a full run does:
    install -y}), and the venvs C{bench/.venvs/cpython} (this python3) and C{bench/.venvs/pypy}
    (Debian's pypy3), each with C{pip install} of this repository (reinstalled on every run, so the
    current working tree is measured). C{--no-install} skips all of it, and warns when a venv's
-   copy of shadowtwist is older than the tree (the run then measures that copy).
+   copy of shadowtwist differs from the tree (the run then measures that copy).
 2. Starts the shared backends, all on 127.0.0.1: a small JSON answered by nginx (fast), a 500 ms
    one (C{bench/backend.py}), a refusing port (bound, never listening) and a black hole (listening,
    never accepting, never answering).
@@ -939,13 +939,19 @@ def prepare_interpreters(arguments: argparse.Namespace, notes: List[str]) -> Lis
             arguments.no_install and name != "current") else []
         if stale:
             notes.append("--no-install: the %s venv's shadowtwist differs from this tree in %s; "
-                         "this run measures that older copy" % (name, ", ".join(stale)))
+                         "this run measures that copy, not the tree" % (name, ", ".join(stale)))
             print("warning: " + notes[-1], flush=True)
         if not interpreter.gateway_ok:
             notes.append("gateway scenarios on %s skipped: %s"
                          % (name, interpreter.gateway_note))
         prepared.append(interpreter)
     return prepared
+
+
+def with_young_generation(argv: List[str], nursery: str) -> List[str]:
+    """C{argv} run with C{PYPY_GC_NURSERY} set to C{nursery}, always, so an inherited value
+    never applies (empty: PyPy's own default)."""
+    return ["env", "PYPY_GC_NURSERY=" + nursery] + argv
 
 
 def stale_installed_files(venv: Path) -> List[str]:
@@ -1109,8 +1115,8 @@ class Bench:
             argv = self.gateway_argv(scenario, port, run_dir)
             if scenario.workers > 1:
                 cpus = self.fixtures.all_cpus
-        if scenario.interpreter and is_pypy(scenario.interpreter) and self.arguments.pypy_nursery:
-            argv = ["env", "PYPY_GC_NURSERY=" + self.arguments.pypy_nursery] + argv
+        if scenario.interpreter and is_pypy(scenario.interpreter):
+            argv = with_young_generation(argv, self.arguments.pypy_nursery)
         return self.children.start(scenario.key, argv, run_dir / "server.log", cpus), cpus
 
     def gateway_argv(self, scenario: Scenario, port: int, run_dir: Path) -> List[str]:
@@ -1764,8 +1770,9 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
     report = {
         "machine": machine_info(arguments, fixtures),
         "interpreters": {i.name: {"python": i.python, "version": i.version + (
-                                      " (PYPY_GC_NURSERY=%s)" % arguments.pypy_nursery
-                                      if is_pypy(i) and arguments.pypy_nursery else ""),
+                                      (" (PYPY_GC_NURSERY=%s)" % arguments.pypy_nursery
+                                       if arguments.pypy_nursery else " (PyPy's default young generation)")
+                                      if is_pypy(i) else ""),
                                   "packages": i.packages, "gateway_ok": i.gateway_ok,
                                   "workers_option": i.workers, "note": i.gateway_note}
                          for i in interpreters},

@@ -54,10 +54,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--shadow-a", action="store_true", help="A's endpoint also has a fast shadow")
     parser.add_argument("--shadow-b", action="store_true", help="B's endpoint also has a fast shadow")
     parser.add_argument("--shadow-options", default="{}", help="the shadows' shadowgw/shadow block (JSON)")
-    parser.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE", type=environment_item,
                         help="an environment variable for A's server only (repeatable), e.g. "
                              "PYPY_GC_NURSERY= for PyPy's default young generation")
-    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE", type=environment_item,
                         help="the same for B")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per round")
@@ -66,6 +66,14 @@ def parse_arguments() -> argparse.Namespace:
                         help="seconds of load before the rounds (default 3, or 40 with a PyPy --python: "
                              "its JIT needs them)")
     return parser.parse_args()
+
+
+def environment_item(text: str) -> tuple:
+    """C{NAME=VALUE} as (name, value), for C{--env-a} and C{--env-b}."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE, got %r" % text)
+    return name, value
 
 
 def source_tree(build: str) -> Path:
@@ -147,8 +155,7 @@ def main() -> None:
     try:
         backend_url = "http://%s:%d" % (bench.HOST, backend_port)
         ports = [bench.free_port(), bench.free_port()]
-        environments = [dict(item.split("=", 1) for item in arguments.env_a),
-                        dict(item.split("=", 1) for item in arguments.env_b)]
+        environments = [dict(arguments.env_a), dict(arguments.env_b)]
         for index, (tree, port) in enumerate(zip(trees, ports)):
             if index == 0 and reference:
                 processes.append(start_reference(arguments.python, reference, port, backend_url,
@@ -174,8 +181,12 @@ def main() -> None:
             print("round %d: A %.0f req/s, B %.0f req/s, B/A %.3f" % (round_number, a, b, b / a), flush=True)
         print("median B/A %.3f (A: %s%s%s, B: %s%s%s)" % (
             statistics.median(ratios), trees[0], " with a shadow" if arguments.shadow_a else "",
-            "".join(" " + item for item in arguments.env_a), trees[1],
-            " with a shadow" if arguments.shadow_b else "", "".join(" " + item for item in arguments.env_b)))
+            "".join(" %s=%s" % item for item in arguments.env_a), trees[1],
+            " with a shadow" if arguments.shadow_b else "", "".join(" %s=%s" % item for item in arguments.env_b)))
+        if "pypy" in arguments.python:
+            print("PyPy young generation: A %s, B %s" % tuple(
+                dict(server_environment(tree), **environment)["PYPY_GC_NURSERY"] or "PyPy's default"
+                for tree, environment in zip(trees, environments)))
     finally:
         for process in processes:
             process.terminate()

@@ -12,11 +12,11 @@ Usage (after one C{make bench}, which installs nginx, wrk and the PyPy venv)::
     python3 bench/pypy_gc.py                 # one backend
     python3 bench/pypy_gc.py --shadow        # one backend and a fast shadow
     python3 bench/pypy_gc.py --tree PATH     # another source tree (e.g. a git worktree)
-    PYPY_GC_NURSERY= python3 bench/pypy_gc.py  # at PyPy's default young generation
+    python3 bench/pypy_gc.py --nursery 16MB  # with the young generation the systemd unit sets
 
-The gateway runs with the benchmark's PYPY_GC_NURSERY (16 MB, as the systemd unit) unless the
-environment names one (empty: PyPy's own default, where collections are frequent enough for
-the promoted bytes to show what a request keeps alive while in flight).
+The gateway runs with PyPy's own young generation (or PYPY_GC_NURSERY from the environment):
+there collections are frequent enough for the promoted bytes to show what a request keeps
+alive while in flight.
 
 Promoted bytes per request move little from run to run, unlike requests/s on these machines,
 so they show whether a change makes a request keep less alive. Only 127.0.0.1 is used and every
@@ -79,6 +79,10 @@ def main() -> None:
     parser.add_argument("--python", default=str(bench.BENCH_DIR / ".venvs" / "pypy" / "bin" / "python"))
     parser.add_argument("--warmup", type=int, default=40, help="seconds of load before measuring")
     parser.add_argument("--duration", type=int, default=10, help="seconds measured")
+    parser.add_argument("--nursery", default=os.environ.get("PYPY_GC_NURSERY", ""),
+                        help="PYPY_GC_NURSERY for the gateway (default: the environment's, else "
+                             "PyPy's own, where collections are frequent enough to show what a "
+                             "request keeps alive)")
     arguments = parser.parse_args()
     paired.WORK.mkdir(parents=True, exist_ok=True)
     log = paired.WORK / "pypy_gc.gclog"  # (the gateway's own log is pypy_gc.log)
@@ -90,7 +94,8 @@ def main() -> None:
         config = bench.gateway_config(port, backend_url, 1, backend_url if arguments.shadow else None)
         gateway = paired.start_gateway(os.path.abspath(arguments.python), Path(arguments.tree).resolve(),
                                        config, "pypy_gc",
-                                       {"PYPYLOG": "gc-minor,gc-collect-step:%s" % log})
+                                       {"PYPYLOG": "gc-minor,gc-collect-step:%s" % log,
+                                        "PYPY_GC_NURSERY": arguments.nursery})
         processes.append(gateway)
         paired.wait_listening(port)
         url = "http://%s:%d%s" % (bench.HOST, port, bench.PATH)
@@ -106,9 +111,10 @@ def main() -> None:
             totals = gc_totals(f.read())
         requests = int(re.search(r"(\d+) requests in", output).group(1))
         per_second = cycles_per_second()
-        print("%s%s: %.0f requests/s; per request: CPU %.1f us, %.3f minor collections promoting %.0f bytes "
+        print("%s%s, young generation %s: %.0f requests/s; per request: CPU %.1f us, %.3f minor collections promoting %.0f bytes "
               "(%.1f us), %.4f major steps (%.1f us)" % (
-                  arguments.tree, " with a shadow" if arguments.shadow else "", requests / arguments.duration,
+                  arguments.tree, " with a shadow" if arguments.shadow else "",
+                  arguments.nursery or "PyPy's default", requests / arguments.duration,
                   cpu / requests * 1e6, totals["minors"] / requests,
                   totals["promoted"] / requests, totals["gc-minor"] / per_second / requests * 1e6,
                   totals["steps"] / requests, totals["gc-collect-step"] / per_second / requests * 1e6))

@@ -236,6 +236,31 @@ class ServerEnvironmentTests(unittest.TestCase):
         self.patch(os, "environ", {"PYPY_GC_NURSERY": ""})
         self.assertEqual(paired.server_environment(Path("/tree"))["PYPY_GC_NURSERY"], "")
 
+    def test_bench_servers(self):
+        """
+        C{bench.py} always sets the variable for a PyPy server, so an inherited one never
+        applies; empty is PyPy's default.
+        """
+        import bench
+
+        self.assertEqual(bench.with_young_generation(["pypy3", "x.py"], "16MB"),
+                         ["env", "PYPY_GC_NURSERY=16MB", "pypy3", "x.py"])
+        self.assertEqual(bench.with_young_generation(["pypy3"], ""), ["env", "PYPY_GC_NURSERY=", "pypy3"])
+
+    def test_paired_environment_items(self):
+        """
+        C{--env-a NAME=VALUE} splits at the first C{=}; anything without a name and a C{=} is
+        refused.
+        """
+        import argparse
+
+        import paired
+
+        self.assertEqual(paired.environment_item("PYPY_GC_NURSERY="), ("PYPY_GC_NURSERY", ""))
+        self.assertEqual(paired.environment_item("A=b=c"), ("A", "b=c"))
+        for bad in ("FOO", "=1"):
+            self.assertRaises(argparse.ArgumentTypeError, paired.environment_item, bad)
+
 
 class StaleInstallTests(unittest.TestCase):
     """

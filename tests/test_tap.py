@@ -181,26 +181,51 @@ class RuntimeAdviceTests(SynchronousTestCase):
     Start-up hints about the interpreter.
     """
 
-    def test_pypy_without_nursery(self):
+    def test_small_young_generation(self):
         """
-        On PyPy without C{PYPY_GC_NURSERY}, the advice names the recommended setting.
+        On PyPy with a young generation below the recommended one and no C{PYPY_GC_NURSERY},
+        the advice names the size in use and the recommended setting.
         """
-        [advice] = runtime_advice("PyPy", {})
+        [advice] = runtime_advice({}, 2 ** 20)
+        self.assertIn("a 1 MB young generation", advice)
         self.assertIn("PYPY_GC_NURSERY=" + tap.PYPY_NURSERY, advice)
-        self.assertEqual(runtime_advice("PyPy", {"PYPY_GC_NURSERY": ""}), [advice])
 
     def test_nothing_to_say(self):
         """
-        With the nursery set on PyPy, or on CPython (which ignores it), there is no advice.
+        No advice on CPython, when the operator named a size (even empty: PyPy's default), or
+        when PyPy's own default is already as large.
         """
-        self.assertEqual(runtime_advice("PyPy", {"PYPY_GC_NURSERY": "16MB"}), [])
-        self.assertEqual(runtime_advice("CPython", {}), [])
+        self.assertEqual(runtime_advice({}, None), [])
+        self.assertEqual(runtime_advice({"PYPY_GC_NURSERY": ""}, 2 ** 20), [])
+        self.assertEqual(runtime_advice({"PYPY_GC_NURSERY": "4MB"}, 4 * 2 ** 20), [])
+        self.assertEqual(runtime_advice({}, tap.PYPY_NURSERY_BYTES), [])
+        self.assertEqual(runtime_advice({}, 32 * 2 ** 20), [])
+
+    def test_parse_size(self):
+        """
+        Sizes as PyPy's C{gc.get_stats()} prints them.
+        """
+        self.assertEqual(tap.parse_size("1.0MB"), 2 ** 20)
+        self.assertEqual(tap.parse_size("16.0MB"), tap.PYPY_NURSERY_BYTES)
+        self.assertEqual(tap.parse_size("512.0kB"), 512 * 2 ** 10)
+        self.assertEqual(tap.parse_size("100B"), 100)
+        self.assertRaises(ValueError, tap.parse_size, "lots")
+
+    def test_young_generation_here(self):
+        """
+        The running interpreter's young generation: a size on PyPy, C{None} on CPython.
+        """
+        size = tap.young_generation_bytes()
+        if tap.platform.python_implementation() == "PyPy":
+            self.assertGreater(size, 0)
+        else:
+            self.assertIsNone(size)
 
     def test_logged_at_start(self):
         """
         The service logs the advice when it starts.
         """
-        self.patch(tap.platform, "python_implementation", lambda: "PyPy")
+        self.patch(tap, "young_generation_bytes", lambda: 2 ** 20)
         self.patch(tap.os, "environ", {})
         events = []
         globalLogPublisher.addObserver(events.append)
@@ -211,11 +236,12 @@ class RuntimeAdviceTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         advice = [e["advice"] for e in events if "advice" in e]
-        self.assertEqual(advice, runtime_advice("PyPy", {}))
+        self.assertTrue(advice)
+        self.assertEqual(advice, runtime_advice({}, 2 ** 20))
 
     def test_unit_and_makefile_agree(self):
         """
-        The systemd unit and C{make demo} set the recommended nursery.
+        The systemd unit and C{make demo} set the recommended young generation.
         """
         with open(os.path.join(HERE, "etc", "shadowgw.service")) as f:
             unit = f.read().splitlines()
@@ -223,3 +249,6 @@ class RuntimeAdviceTests(SynchronousTestCase):
         with open(os.path.join(HERE, "Makefile")) as f:
             makefile = f.read().splitlines()
         self.assertIn("PYPY_GC_NURSERY ?= " + tap.PYPY_NURSERY, makefile)
+        demo = makefile[makefile.index("demo: install") + 1]
+        self.assertTrue(demo.strip().startswith("PYPY_GC_NURSERY=$(PYPY_GC_NURSERY) "), demo)
+        self.assertIn("twistd", demo)
