@@ -38,7 +38,13 @@ What a full run does:
    - C{gw_memory_blackhole@...}: one long run (C{--memory-duration}, 60 s) on a fresh, warmed-up
      gateway with a black-holed shadow, sampling RSS and open sockets every second.
 
-4. Prints a table (medians over the repeats: requests/s, p50, p99, errors, RSS of the server's
+4. Measures the two ratios that compare a gateway with another server (shadow cost: C{gw_one}
+   and C{gw_shadow_fast}; pass-through efficiency: C{twisted_const} and C{gw_one}) once more in
+   pairs, per interpreter: fresh servers for both, on core 0 at the same time, warmed up and then
+   loaded at once by two wrk for C{--pair-rounds} rounds of C{--pair-duration} seconds. The
+   machine's drift, which moves sequential runs minutes apart by 20 to 30 %, hits both servers
+   alike, so the median of the rounds' ratios is the steadier reading.
+5. Prints a table (medians over the repeats: requests/s, p50, p99, errors, RSS of the server's
    processes before and after the measured load, open sockets at peak and right after, the
    server's CPU use and other load on its core, which flags a noisy machine) and the
    ratios of issue 5's Targets, and writes both to C{bench/results/latest.json} (plus
@@ -50,10 +56,10 @@ and response paths, the client agents, logging, the access log, JSON and metrics
 functions go to the JSON and the raw stacks to C{work/KEY.py-spy.txt}. With several workers, each
 run's C{process_cpu_pct} in the JSON shows how evenly they shared the load.
 
-C{--smoke} runs only C{gw_one} and C{gw_shadow_blackhole} on the interpreter running this script
-(which must have shadowtwist installed), against a Python fast backend, with a small built-in load
-generator (bounded in requests and seconds), and checks that the numbers are sane (exit status 1
-otherwise). The test suite runs it (C{tests/test_bench_smoke.py}).
+C{--smoke} runs only C{gw_one}, C{gw_shadow_fast} (and their pair) and C{gw_shadow_blackhole} on
+the interpreter running this script (which must have shadowtwist installed), against a Python fast
+backend, with a small built-in load generator (bounded in requests and seconds), and checks that
+the numbers are sane (exit status 1 otherwise). The test suite runs it (C{tests/test_bench_smoke.py}).
 
 Every process this script starts runs in its own session under C{timeout}, and is stopped (its
 whole process group) when its run ends, on Ctrl-C, on SIGTERM and on any error. Only 127.0.0.1 is
@@ -138,6 +144,11 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "on PyPy, whose JIT takes far longer on the gateway (default 60)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3, "
                         "smoke 1)")
+    parser.add_argument("--pair-rounds", type=int, default=None, help="rounds of each paired "
+                        "ratio (both servers loaded at once on the server core), 0 to skip "
+                        "(default 5, smoke 1)")
+    parser.add_argument("--pair-duration", type=float, default=None, help="seconds per paired "
+                        "round (default 5, smoke 1.5)")
     parser.add_argument("--memory-duration", type=float, default=None, help="seconds of the "
                         "black-holed shadow memory run, 0 to skip (default 60, smoke 0)")
     parser.add_argument("--scenarios", default="*", help="comma-separated glob patterns on "
@@ -177,6 +188,8 @@ def apply_mode_defaults(arguments: argparse.Namespace) -> None:
         "pypy_warmup": 0.3 if smoke else 60.0,
         "repeats": 1 if smoke else 3,
         "memory_duration": 0.0 if smoke else 60.0,
+        "pair_rounds": 1 if smoke else 5,
+        "pair_duration": 1.5 if smoke else 5.0,
         "connections": 16 if smoke else 32,
         "interpreters": "current" if smoke else "cpython,pypy",
         "max_minutes": 3.0 if smoke else 120.0,
@@ -185,7 +198,7 @@ def apply_mode_defaults(arguments: argparse.Namespace) -> None:
         if getattr(arguments, name) is None:
             setattr(arguments, name, value)
     if smoke and arguments.scenarios == "*":
-        arguments.scenarios = "gw_one,gw_shadow_blackhole"
+        arguments.scenarios = "gw_one,gw_shadow_fast,gw_shadow_blackhole"
     arguments.interpreter_names = [name.strip() for name in arguments.interpreters.split(",")
                                    if name.strip()]
     arguments.patterns = [p.strip() for p in arguments.scenarios.split(",") if p.strip()]
@@ -1211,6 +1224,49 @@ class Bench:
             return {"error": "py-spy wrote nothing (status %s)" % recorder.returncode}
         return hottest_functions(raw.read_text())
 
+    def load_together(self, ports: Sequence[int], seconds: float) -> List[LoadResult]:
+        """Load every port at once (one load generator each) for C{seconds}."""
+        results: List[Optional[LoadResult]] = [None] * len(ports)
+        failures: List[BaseException] = []
+
+        def drive(index: int) -> None:
+            try:
+                results[index] = self.load(ports[index], seconds)
+            except BaseException as error:  # re-raised below, in this thread
+                failures.append(error)
+
+        threads = [threading.Thread(target=drive, args=(index,)) for index in range(len(ports))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return results  # type: ignore[return-value]
+
+    def run_pair(self, base: Scenario, other: Scenario, rounds: int, seconds: float) -> Dict[str, Any]:
+        """Start fresh servers for C{base} and C{other} on the server core, warm both up at
+        once, then load both at once for C{rounds} rounds of C{seconds}; each round's ratio is
+        C{other}'s requests/s over C{base}'s. Both are stopped at the end."""
+        servers: List[tuple] = []
+        try:
+            for scenario in (base, other):
+                port = free_port()
+                run_dir = self.fixtures.work / ("pair-" + scenario.key.replace("@", "-"))
+                servers.append((self.start_server(scenario, port, run_dir)[0], port))
+            for child, port in servers:
+                wait_until_listening(child, port, 20 if self.arguments.smoke else 60)
+                probe(port)
+            ports = [port for _, port in servers]
+            warmup = max(self.warmup_limit(base), self.warmup_limit(other))
+            if warmup > 0:
+                self.load_together(ports, warmup)
+            measured = [self.load_together(ports, seconds) for _ in range(rounds)]
+        finally:
+            for child, _ in servers:
+                self.children.stop(child)
+        return pair_record(base, other, [(a.rps, b.rps) for a, b in measured])
+
     def retire(self, key: str) -> None:
         """Stop the server kept for C{key}, if any."""
         live = self.live.pop(key, None)
@@ -1671,6 +1727,9 @@ def smoke_problems(report: Dict[str, Any]) -> List[str]:
                             % (key, summary["sockets_peak"], allowed_sockets))
         if key.startswith("gw_one") and summary["errors"]:
             problems.append("%s: %d errors" % (key, summary["errors"]))
+    for key, pair in report.get("pairs", {}).items():
+        if "error" in pair or not pair["median"]:
+            problems.append("pair %s: %s" % (key, pair.get("error", "no ratio")[:200]))
     return problems
 
 
@@ -1748,6 +1807,77 @@ def run_memory(bench: Bench, interpreters: Sequence[Interpreter], arguments: arg
     return memory
 
 
+# The target ratios measured once more in pairs: both servers on the server core at once, each
+# under its own wrk, so the machine's drift (20 to 30 % from one minute to the next here) hits
+# both alike. (bench/paired.py does the same for two builds.) Name, base scenario, other, target.
+PAIRS = (("shadow cost", "gw_one", "gw_shadow_fast", ">=0.65"),
+         ("pass-through efficiency", "twisted_const", "gw_one", ">=0.3"))
+
+
+def pair_record(base: Scenario, other: Scenario, rounds: Sequence[tuple]) -> Dict[str, Any]:
+    """A paired measurement from each round's (base, other) requests/s: the rounds' ratios,
+    their median and range."""
+    ratios = [other_rps / base_rps for base_rps, other_rps in rounds if base_rps > 0]
+    return {"base": base.key, "other": other.key,
+            "rounds": [{"base_rps": round(a, 1), "other_rps": round(b, 1)} for a, b in rounds],
+            "ratios": [round(r, 4) for r in ratios],
+            "median": round(statistics.median(ratios), 4) if ratios else None,
+            "low": round(min(ratios), 4) if ratios else None,
+            "high": round(max(ratios), 4) if ratios else None}
+
+
+def run_pairs(bench: Bench, scenarios: Sequence[Scenario], arguments: argparse.Namespace,
+              deadline: Deadline, notes: List[str]) -> Dict[str, Dict[str, Any]]:
+    """Every pair of L{PAIRS} whose two scenarios were selected, per interpreter; by C{name@interp}."""
+    pairs: Dict[str, Dict[str, Any]] = {}
+    if arguments.pair_rounds <= 0:
+        return pairs
+    by_key = {scenario.key: scenario for scenario in scenarios}
+    names = []
+    for scenario in scenarios:
+        if scenario.interpreter and scenario.interpreter.name not in names:
+            names.append(scenario.interpreter.name)
+    for name in names:
+        for label, base_name, other_name, _ in PAIRS:
+            base, other = by_key.get(base_name + "@" + name), by_key.get(other_name + "@" + name)
+            if base is None or other is None:
+                continue
+            key = "%s@%s" % (label, name)
+            needed = (bench.warmup_limit(other) + arguments.pair_rounds * (arguments.pair_duration + 3)
+                      + 30)
+            if deadline.left() < needed:
+                notes.append("--max-minutes reached: pair %s not run" % key)
+                continue
+            print("[pair] %-33s" % key, end=" ", flush=True)
+            try:
+                pairs[key] = bench.run_pair(base, other, arguments.pair_rounds, arguments.pair_duration)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as error:
+                pairs[key] = {"base": base.key, "other": other.key, "error": str(error)[-2000:]}
+                print("FAILED: " + str(error).strip().splitlines()[0][:200], flush=True)
+                continue
+            print("ratios %s, median %.3f" % (" ".join("%.3f" % r for r in pairs[key]["ratios"]),
+                                               pairs[key]["median"] or 0), flush=True)
+    return pairs
+
+
+def pair_rows(pairs: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The ratio rows of the paired measurements."""
+    targets = {label: target for label, _, _, target in PAIRS}
+    rows = []
+    for key, pair in pairs.items():
+        label, name = key.split("@", 1)
+        row_name = "shadowgw %s %s, paired" % (name, label)
+        if "error" in pair or pair["median"] is None:
+            rows.append({"name": row_name, "value": None, "target": targets[label], "ok": False,
+                         "of": "", "note": pair.get("error", "no round measured")[:300]})
+            continue
+        rows.append({"name": row_name, "value": pair["median"], "target": targets[label],
+                     "ok": meets(pair["median"], targets[label]),
+                     "of": "%s rps / %s rps, both at once on the server core" % (pair["other"], pair["base"]),
+                     "note": "median of %d rounds (%.3f to %.3f)" % (len(pair["ratios"]), pair["low"], pair["high"])})
+    return rows
+
+
 def benchmark(arguments: argparse.Namespace, children: Children) -> int:
     """Set up, run and report; return the exit status."""
     deadline = Deadline(arguments.max_minutes)
@@ -1764,9 +1894,10 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
     bench = Bench(arguments, children, fixtures)
     runs = run_scenarios(bench, scenarios, arguments, deadline, notes)
     memory = run_memory(bench, interpreters, arguments, deadline, notes)
+    pairs = run_pairs(bench, scenarios, arguments, deadline, notes)
     medians = {key: summarize(key_runs) for key, key_runs in runs.items()}
     cores = os.cpu_count() or 1
-    ratios = compute_ratios(medians, interpreters, memory, cores)
+    ratios = compute_ratios(medians, interpreters, memory, cores) + pair_rows(pairs)
     report = {
         "machine": machine_info(arguments, fixtures),
         "interpreters": {i.name: {"python": i.python, "version": i.version + (
@@ -1781,6 +1912,7 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
         "medians": medians,
         "ratios": ratios,
         "memory": memory,
+        "pairs": pairs,
         "profiles": bench.profiles,
         "runs": runs,
         "notes": notes,

@@ -125,8 +125,8 @@ class SmokeModeTests(unittest.TestCase):
         """Both scenarios answered requests, with ordered percentiles, a measured RSS, and no
         error without a shadow."""
         medians = self.report.get("medians", {})
-        self.assertEqual(sorted(medians), ["gw_one@current", "gw_shadow_blackhole@current"],
-                         self.output())
+        self.assertEqual(sorted(medians), ["gw_one@current", "gw_shadow_blackhole@current",
+                                           "gw_shadow_fast@current"], self.output())
         for key, summary in medians.items():
             self.assertEqual(summary["runs_ok"], 1, key)
             self.assertGreater(summary["rps"], 0, key)
@@ -134,6 +134,18 @@ class SmokeModeTests(unittest.TestCase):
             self.assertGreater(summary["rss_after_mb"], 0, key)
             self.assertGreater(summary["sockets_peak"], 0, key)
         self.assertEqual(medians["gw_one@current"]["errors"], 0)
+
+    def test_shadow_cost_pair(self) -> None:
+        """The shadow cost is measured once more in a pair: one round of both servers loaded at
+        once, both answering, their ratio in the report and in the ratios table."""
+        pair = self.report.get("pairs", {}).get("shadow cost@current")
+        self.assertIsNotNone(pair, self.output())
+        [measured] = pair["rounds"]
+        self.assertGreater(measured["base_rps"], 0)
+        self.assertGreater(measured["other_rps"], 0)
+        self.assertAlmostEqual(pair["median"], measured["other_rps"] / measured["base_rps"], places=3)
+        rows = [row for row in self.report["ratios"] if row["name"] == "shadowgw current shadow cost, paired"]
+        self.assertEqual([row["value"] for row in rows], [pair["median"]])
 
     def test_black_hole_sockets_bounded(self) -> None:
         """With a black-holed shadow, open sockets stay within max_in_flight (64) plus the
@@ -283,3 +295,25 @@ class StaleInstallTests(unittest.TestCase):
         (package / sources[0].name).write_bytes(b"# older\n")
         (package / sources[1].name).unlink()
         self.assertEqual(bench.stale_installed_files(venv), [sources[0].name, sources[1].name])
+
+
+class PairRecordTests(unittest.TestCase):
+    """
+    A paired measurement's ratios, median and range, and its row in the ratios table.
+    """
+
+    def test_pair_record_and_row(self):
+        sys.path.insert(0, str(BENCH.parent))
+        self.addCleanup(sys.path.remove, str(BENCH.parent))
+        import bench
+
+        base = bench.Scenario("gw_one", "gateway", "", None)
+        other = bench.Scenario("gw_shadow_fast", "gateway", "", None)
+        record = bench.pair_record(base, other, [(100.0, 60.0), (200.0, 140.0), (0.0, 5.0), (100.0, 65.0)])
+        self.assertEqual(record["ratios"], [0.6, 0.7, 0.65])  # a round without base requests is left out
+        self.assertEqual((record["median"], record["low"], record["high"]), (0.65, 0.6, 0.7))
+        [row] = bench.pair_rows({"shadow cost@pypy": record})
+        self.assertEqual((row["name"], row["value"], row["target"], row["ok"]),
+                         ("shadowgw pypy shadow cost, paired", 0.65, ">=0.65", True))
+        [failed] = bench.pair_rows({"pass-through efficiency@pypy": {"error": "boom"}})
+        self.assertEqual((failed["value"], failed["ok"], failed["note"]), (None, False, "boom"))
