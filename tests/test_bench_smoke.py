@@ -309,11 +309,19 @@ class PairRecordTests(unittest.TestCase):
 
         base = bench.Scenario("gw_one", "gateway", "", None)
         other = bench.Scenario("gw_shadow_fast", "gateway", "", None)
-        record = bench.pair_record(base, other, [(100.0, 60.0), (200.0, 140.0), (0.0, 5.0), (100.0, 65.0)])
-        self.assertEqual(record["ratios"], [0.6, 0.7, 0.65])  # a round without base requests is left out
+        record = bench.pair_record(base, other, [(100.0, 60.0, 0, 0), (200.0, 140.0, 0, 0),
+                                                 (100.0, 65.0, 0, 0)])
+        self.assertEqual(record["ratios"], [0.6, 0.7, 0.65])
         self.assertEqual((record["median"], record["low"], record["high"]), (0.65, 0.6, 0.7))
         [row] = bench.pair_rows({"shadow cost@pypy": record})
         self.assertEqual((row["name"], row["value"], row["target"], row["ok"]),
                          ("shadowgw pypy shadow cost, paired", 0.65, ">=0.65", True))
+        # errors, or a round the base side did not answer, make the row fail whatever the ratio
+        faulty = bench.pair_record(base, other, [(100.0, 70.0, 0, 3), (0.0, 5.0, 0, 0)])
+        self.assertEqual((faulty["ratios"], faulty["errors"], faulty["unanswered_rounds"]), ([0.7], 3, 1))
+        [row] = bench.pair_rows({"shadow cost@pypy": faulty})
+        self.assertEqual((row["value"], row["ok"]), (0.7, False))
+        self.assertIn("3 errors", row["note"])
+        self.assertIn("1 rounds without an answer", row["note"])
         [failed] = bench.pair_rows({"pass-through efficiency@pypy": {"error": "boom"}})
         self.assertEqual((failed["value"], failed["ok"], failed["note"]), (None, False, "boom"))
