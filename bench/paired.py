@@ -133,12 +133,11 @@ def wait_listening(port: int, timeout: float = 60.0) -> None:
 
 
 def load_both(ports: List[int], seconds: int) -> List[float]:
-    """wrk on each port at once (core 1); the requests/s of each."""
-    runs = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c32", "-d%ds" % seconds,
-                              "http://%s:%d%s" % (bench.HOST, port, bench.PATH)],
-                             stdout=subprocess.PIPE, text=True) for port in ports]
-    outputs = [run.communicate()[0] for run in runs]
-    return [float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) for out in outputs]
+    """wrk on each port at once (on core 1, where this process runs); the requests/s of each."""
+    script = WORK / "report.lua"
+    if not script.exists():
+        script.write_text(bench.WRK_REPORT)
+    return [result.rps for result in bench.run_wrk_together(ports, seconds, 32, script, WORK)]
 
 
 def main() -> None:
@@ -147,6 +146,7 @@ def main() -> None:
     if os.sep in arguments.python:
         arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
     WORK.mkdir(parents=True, exist_ok=True)
+    bench.pin_self(1)  # wrk runs here; the servers are started on core 0, nginx on core 1
     reference = arguments.a if arguments.a in ("const", "minimal") else None
     trees = [Path(arguments.a) if reference else source_tree(arguments.a), source_tree(arguments.b)]
     backend_port = bench.free_port()

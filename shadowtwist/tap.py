@@ -40,7 +40,6 @@ _log = Logger(namespace="shadowtwist.tap")
 # unit sets it. PyPy sizes its own from the cache size the CPU reports: 1 MB on the benchmark's
 # machine, more on some others.
 PYPY_NURSERY = "16MB"
-PYPY_NURSERY_BYTES = 16 * 1024 * 1024
 
 
 class ConfigRefused(SystemExit):
@@ -236,6 +235,9 @@ def parse_size(text: str) -> int:
         if text.endswith(unit):
             return int(float(text[:-len(unit)]) * _SIZE_UNITS[unit])
     raise ValueError(f"not a size: {text!r}")
+
+
+PYPY_NURSERY_BYTES = parse_size(PYPY_NURSERY)
 
 
 def makeService(options: Options, reactor: Any = None) -> GatewayService:
