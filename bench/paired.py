@@ -81,8 +81,16 @@ def source_tree(build: str) -> Path:
     if (Path(build) / "shadowtwist").is_dir():
         return Path(build).resolve()
     tree = WORK / ("tree-" + re.sub(r"[^A-Za-z0-9_.-]", "_", build))
-    if not tree.exists():
-        subprocess.run(["git", "-C", str(bench.REPO_ROOT), "worktree", "add", "--detach", str(tree), build],
+    # the ref is resolved on every run (HEAD moves), and a worktree whose directory was deleted
+    # is forgotten before one is added again
+    commit = subprocess.run(["git", "-C", str(bench.REPO_ROOT), "rev-parse", "--verify", build + "^{commit}"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["git", "-C", str(bench.REPO_ROOT), "worktree", "prune"], check=True, capture_output=True)
+    if tree.exists():
+        subprocess.run(["git", "-C", str(tree), "checkout", "--quiet", "--detach", commit],
+                       check=True, capture_output=True)
+    else:
+        subprocess.run(["git", "-C", str(bench.REPO_ROOT), "worktree", "add", "--detach", str(tree), commit],
                        check=True, capture_output=True)
     return tree
 

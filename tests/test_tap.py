@@ -4,6 +4,7 @@ Tests for L{shadowtwist.tap}: options, the service tree, and start-up refusals.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -14,7 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.logger import globalLogPublisher
 
 from shadowtwist import tap
-from shadowtwist.tap import GatewayService, Options, makeService, runtime_advice
+from shadowtwist.tap import (
+    YOUNG_COLLECTION_THRESHOLD, GatewayService, Options, makeService, runtime_advice, tune_collector,
+)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(HERE, "etc", "krakend.json")
@@ -138,6 +141,25 @@ class ServiceTests(SynchronousTestCase):
         service.startService()
         self.successResultOf(service.stopService())
         self.assertEqual(sorted(closed), ["primary", "shadow"])
+
+    def test_collector_tuned_while_serving(self):
+        """
+        On CPython the service collects the young generation every
+        L{YOUNG_COLLECTION_THRESHOLD} allocations while it runs, and puts Python's thresholds
+        back when it stops; on PyPy (no C{gc.freeze}) it leaves the collector alone.
+        """
+        options = Options()
+        options.parseOptions(["-c", EXAMPLE])
+        service = makeService(options, MemoryReactorClock())
+        if not hasattr(gc, "freeze"):
+            self.assertIsNone(tune_collector())
+            return
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        service.startService()
+        self.assertEqual(gc.get_threshold(), (YOUNG_COLLECTION_THRESHOLD,) + before[1:])
+        self.successResultOf(service.stopService())
+        self.assertEqual(gc.get_threshold(), before)
 
     def test_access_log_switch(self):
         """
