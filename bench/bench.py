@@ -1043,12 +1043,13 @@ class Scenario:
     """One server under test with one configuration."""
 
     name: str
-    kind: str  # direct, nginx, const, gateway
+    kind: str  # direct, nginx, const, minimal, gateway
     description: str
     interpreter: Optional[Interpreter] = None
     mirror: Optional[str] = None
     backends: int = 1
     workers: int = 1
+    paired_only: bool = False  # measured only in its pair (L{PAIRS}), not in the sequential runs
 
     @property
     def key(self) -> str:
@@ -1068,6 +1069,10 @@ def all_scenarios(interpreters: Sequence[Interpreter]) -> List[Scenario]:
     for interpreter in interpreters:
         scenarios.append(Scenario("twisted_const", "const", "twisted.web constant JSON resource",
                                   interpreter))
+        scenarios.append(Scenario("twisted_minimal", "minimal", "bare Twisted proxy (minimal_proxy.py)",
+                                  interpreter, paired_only=True))
+        scenarios.append(Scenario("twisted_minimal_shadow", "minimal", "bare Twisted proxy + bare "
+                                  "copy to a fast shadow", interpreter, mirror="fast", paired_only=True))
         if not interpreter.gateway_ok:
             continue
         scenarios.append(Scenario("gw_one", "gateway", "shadowgw, one backend", interpreter))
@@ -1157,6 +1162,12 @@ class Bench:
         elif scenario.kind == "const":
             argv = [scenario.interpreter.python, str(BENCH_DIR / "constant_server.py"),
                     "--port", str(port), "--max-seconds", str(int(self.children.lifetime))]
+        elif scenario.kind == "minimal":
+            argv = [scenario.interpreter.python, str(BENCH_DIR / "minimal_proxy.py"), "--port", str(port),
+                    "--backend", "http://%s:%d" % (HOST, self.fixtures.backend_port),
+                    "--max-seconds", str(int(self.children.lifetime))]
+            if scenario.mirror:
+                argv += ["--shadow", "http://%s:%d" % (HOST, self.fixtures.mirror_ports[scenario.mirror])]
         else:
             argv = self.gateway_argv(scenario, port, run_dir)
             if scenario.workers > 1:
@@ -1825,6 +1836,7 @@ class Deadline:
 def run_scenarios(bench: Bench, scenarios: Sequence[Scenario], arguments: argparse.Namespace,
                   deadline: Deadline, notes: List[str]) -> Dict[str, List[Dict[str, Any]]]:
     """Run every scenario C{--repeats} times, interleaved; return the runs by scenario key."""
+    scenarios = [s for s in scenarios if not s.paired_only]
     runs: Dict[str, List[Dict[str, Any]]] = {s.key: [] for s in scenarios}
     budget = arguments.duration + 5
     for repeat in range(1, arguments.repeats + 1):
@@ -1884,7 +1896,10 @@ def run_memory(bench: Bench, interpreters: Sequence[Interpreter], arguments: arg
 # under its own wrk, so the machine's drift (20 to 30 % from one minute to the next here) hits
 # both alike. (bench/paired.py does the same for two builds.) Name, base scenario, other, target.
 PAIRS = (("shadow cost", "gw_one", "gw_shadow_fast", ">=0.65"),
-         ("pass-through efficiency", "twisted_const", "gw_one", ">=0.3"))
+         ("pass-through efficiency", "twisted_const", "gw_one", ">=0.3"),
+         # the floor beside the shadow cost: what a bare copy to a shadow, read and thrown away
+         # (no deadline, bound, record, comparison or log), costs a bare Twisted proxy
+         ("bare shadow cost", "twisted_minimal", "twisted_minimal_shadow", None))
 
 
 def pair_record(base: Scenario, other: Scenario, rounds: Sequence[tuple]) -> Dict[str, Any]:
@@ -1946,7 +1961,7 @@ def pair_rows(pairs: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
     rows = []
     for key, pair in pairs.items():
         label, name = key.split("@", 1)
-        row_name = "shadowgw %s %s, paired" % (name, label)
+        row_name = "%s %s %s, paired" % ("twisted" if label == "bare shadow cost" else "shadowgw", name, label)
         if "error" in pair or pair["median"] is None:
             rows.append({"name": row_name, "value": None, "target": targets[label], "ok": False,
                          "of": "", "note": pair.get("error", "no round measured")[:300]})
@@ -2004,7 +2019,7 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
         "notes": notes,
         "started_pids": sorted(set(children.started_pids)),
     }
-    text = render(report, scenarios, medians, ratios, memory, notes)
+    text = render(report, [s for s in scenarios if not s.paired_only], medians, ratios, memory, notes)
     if bench.profiles:
         text += "\n\n" + format_profiles(bench.profiles)
     print("\n" + text, flush=True)

@@ -12,6 +12,7 @@ Usage (after one C{make bench}, which installs nginx, wrk and the venvs)::
     python3 bench/paired.py --a HEAD --shadow-a --shadow-b  # a change to the shadow path
     python3 bench/paired.py --a const                   # pass-through efficiency, paired
     python3 bench/paired.py --a minimal                 # the gateway against a bare Twisted proxy
+    python3 bench/paired.py --a minimal --b minimal --shadow-b   # what a bare shadow copy costs
     python3 bench/paired.py --a . --env-a PYPY_GC_NURSERY= --python bench/.venvs/pypy/bin/python
                                                         # PyPy's default young generation against 16MB
 
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (the benchmark's own helpers: nginx and gateway configs, ports)
 
 WORK = bench.BENCH_DIR / "results" / "work" / "paired"
+REFERENCES = ("const", "minimal")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -50,7 +52,8 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="paired A/B of two shadowgw builds on one core")
     parser.add_argument("--a", required=True, help="build A: a source directory or a git ref, or "
                         "'const' (the constant resource) or 'minimal' (bench/minimal_proxy.py)")
-    parser.add_argument("--b", default=str(bench.REPO_ROOT), help="build B (default: this tree)")
+    parser.add_argument("--b", default=str(bench.REPO_ROOT), help="build B (default: this tree), or "
+                        "'const' or 'minimal' as for A")
     parser.add_argument("--shadow-a", action="store_true", help="A's endpoint also has a fast shadow")
     parser.add_argument("--shadow-b", action="store_true", help="B's endpoint also has a fast shadow")
     parser.add_argument("--shadow-options", default="{}", help="the shadows' shadowgw/shadow block (JSON)")
@@ -107,14 +110,23 @@ def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str,
 
 
 def start_reference(python: str, kind: str, port: int, backend_url: str,
-                    extra_env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-    """The constant resource or the minimal proxy on core 0 (with this tree's shadowtwist)."""
+                    extra_env: Optional[Dict[str, str]] = None, shadow: bool = False) -> subprocess.Popen:
+    """The constant resource or the minimal proxy (with a bare shadow copy if C{shadow}) on
+    core 0 (with this tree's shadowtwist)."""
+    env = dict(server_environment(bench.REPO_ROOT), **(extra_env or {}))
+    return subprocess.Popen(reference_argv(python, kind, port, backend_url, shadow), env=env, cwd=str(WORK))
+
+
+def reference_argv(python: str, kind: str, port: int, backend_url: str, shadow: bool) -> List[str]:
+    """The command line of a reference server on core 0; C{shadow} gives the minimal proxy a
+    bare shadow copy to the same backend (C{const} has no backend, so no shadow either)."""
     script = {"const": "constant_server.py", "minimal": "minimal_proxy.py"}[kind]
     argv = ["taskset", "-c", "0", python, str(bench.BENCH_DIR / script), "--port", str(port)]
     if kind == "minimal":
-        argv += ["--backend", backend_url]
-    env = dict(server_environment(bench.REPO_ROOT), **(extra_env or {}))
-    return subprocess.Popen(argv, env=env, cwd=str(WORK))
+        argv += ["--backend", backend_url] + (["--shadow", backend_url] if shadow else [])
+    elif shadow:
+        raise SystemExit("the constant resource has no backend to shadow")
+    return argv
 
 
 def server_environment(tree: Path) -> Dict[str, str]:
@@ -155,8 +167,9 @@ def main() -> None:
         arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
     WORK.mkdir(parents=True, exist_ok=True)
     bench.pin_self(1)  # wrk runs here; the servers are started on core 0, nginx on core 1
-    reference = arguments.a if arguments.a in ("const", "minimal") else None
-    trees = [Path(arguments.a) if reference else source_tree(arguments.a), source_tree(arguments.b)]
+    references = [build if build in REFERENCES else None for build in (arguments.a, arguments.b)]
+    trees = [Path(build) if reference else source_tree(build)
+             for build, reference in zip((arguments.a, arguments.b), references)]
     backend_port = bench.free_port()
     nginx_config = bench.write_nginx_config(WORK / "backend", bench.nginx_backend_body(backend_port))
     processes = [subprocess.Popen(["taskset", "-c", "1"] + bench.nginx_argv(nginx_config))]
@@ -165,9 +178,9 @@ def main() -> None:
         ports = [bench.free_port(), bench.free_port()]
         environments = [dict(arguments.env_a), dict(arguments.env_b)]
         for index, (tree, port) in enumerate(zip(trees, ports)):
-            if index == 0 and reference:
-                processes.append(start_reference(arguments.python, reference, port, backend_url,
-                                                 environments[0]))
+            if references[index]:
+                processes.append(start_reference(arguments.python, references[index], port, backend_url,
+                                                 environments[index], (arguments.shadow_a, arguments.shadow_b)[index]))
                 continue
             shadow = backend_url if (arguments.shadow_a, arguments.shadow_b)[index] else None
             config = bench.gateway_config(port, backend_url, 1, shadow)

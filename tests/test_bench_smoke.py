@@ -274,6 +274,65 @@ class ServerEnvironmentTests(unittest.TestCase):
             self.assertRaises(argparse.ArgumentTypeError, paired.environment_item, bad)
 
 
+class MinimalShadowTests(unittest.TestCase):
+    """
+    The floor under a shadow: C{minimal_proxy.py --shadow} copies each GET to the shadow, reads
+    its answer and throws it away; C{paired.py} runs it on either side.
+    """
+
+    def setUp(self):
+        sys.path.insert(0, str(BENCH.parent))
+        self.addCleanup(sys.path.remove, str(BENCH.parent))
+
+    def test_copies_each_get(self):
+        """
+        The client gets the primary's body; the shadow gets the same path, and its failure
+        changes nothing.
+        """
+        from twisted.internet.defer import fail, succeed
+        from twisted.web.test.requesthelper import DummyRequest
+
+        import minimal_proxy
+
+        sent = []
+
+        class Answer:
+            def __init__(self, body):
+                self.body = body
+
+            def read(self):
+                return succeed((self.body, False))
+
+        class Pool:
+            def __init__(self, answer):
+                self.answer = answer
+
+            def request(self, method, url, headers):
+                sent.append(url)
+                return self.answer()
+
+        primary = Pool(lambda: succeed(Answer(b'{"v":1}')))
+        shadow = Pool(lambda: fail(ConnectionError("refused")))
+        request = DummyRequest([b"x"])
+        request.path = b"/x"
+        request._disconnected = False
+        minimal_proxy.Forward(primary, b"http://p", shadow, b"http://s").render_GET(request)
+        self.assertEqual(sent, [b"http://s/x", b"http://p/x"])
+        self.assertEqual((b"".join(request.written), request.finished), (b'{"v":1}', 1))
+
+    def test_paired_reference_argv(self):
+        """
+        C{--shadow-a}/C{--shadow-b} on a C{minimal} side add C{--shadow} to the same backend; the
+        constant resource has none to shadow.
+        """
+        import paired
+
+        argv = paired.reference_argv("py", "minimal", 9100, "http://127.0.0.1:9200", True)
+        self.assertEqual(argv[-4:], ["--backend", "http://127.0.0.1:9200", "--shadow", "http://127.0.0.1:9200"])
+        self.assertNotIn("--shadow", paired.reference_argv("py", "minimal", 9100, "http://b", False))
+        self.assertRaises(SystemExit, paired.reference_argv, "py", "const", 9100, "http://b", True)
+
+
 class StaleInstallTests(unittest.TestCase):
     """
     C{bench.py --no-install} names the modules its venv's copy of shadowtwist lacks or differs in.
@@ -325,3 +384,23 @@ class PairRecordTests(unittest.TestCase):
         self.assertIn("1 rounds without an answer", row["note"])
         [failed] = bench.pair_rows({"pass-through efficiency@pypy": {"error": "boom"}})
         self.assertEqual((failed["value"], failed["ok"], failed["note"]), (None, False, "boom"))
+
+    def test_bare_shadow_floor(self):
+        """
+        The bare Twisted proxy and its copy to the fast shadow are measured only in their pair,
+        whose row has no target: it is the floor shown beside the gateway's shadow cost.
+        """
+        sys.path.insert(0, str(BENCH.parent))
+        self.addCleanup(sys.path.remove, str(BENCH.parent))
+        import bench
+
+        interpreter = bench.Interpreter("pypy", "pypy3", ["pypy3"], gateway_ok=True)
+        by_name = {s.name: s for s in bench.all_scenarios([interpreter])}
+        floor = (by_name["twisted_minimal"], by_name["twisted_minimal_shadow"])
+        self.assertEqual([(s.kind, s.mirror, s.paired_only) for s in floor],
+                         [("minimal", None, True), ("minimal", "fast", True)])
+        self.assertFalse(by_name["gw_shadow_fast"].paired_only)
+        record = bench.pair_record(floor[0], floor[1], [(100.0, 75.0, 0, 0)])
+        [row] = bench.pair_rows({"bare shadow cost@pypy": record})
+        self.assertEqual((row["name"], row["value"], row["target"], row["ok"]),
+                         ("twisted pypy bare shadow cost, paired", 0.75, None, None))
