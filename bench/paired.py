@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -89,6 +90,8 @@ def source_tree(build: str) -> Path:
     commit = subprocess.run(["git", "-C", str(bench.REPO_ROOT), "rev-parse", "--verify", build + "^{commit}"],
                             check=True, capture_output=True, text=True).stdout.strip()
     subprocess.run(["git", "-C", str(bench.REPO_ROOT), "worktree", "prune"], check=True, capture_output=True)
+    if tree.exists() and not is_worktree_root(tree):
+        shutil.rmtree(tree)  # left half-made: git run in it would act on this checkout instead
     if tree.exists():
         subprocess.run(["git", "-C", str(tree), "checkout", "--quiet", "--detach", commit],
                        check=True, capture_output=True)
@@ -96,6 +99,13 @@ def source_tree(build: str) -> Path:
         subprocess.run(["git", "-C", str(bench.REPO_ROOT), "worktree", "add", "--detach", str(tree), commit],
                        check=True, capture_output=True)
     return tree
+
+
+def is_worktree_root(tree: Path) -> bool:
+    """Whether C{tree} is the top of a git checkout of its own (not a directory inside this one)."""
+    found = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"],
+                           capture_output=True, text=True)
+    return found.returncode == 0 and Path(found.stdout.strip()).resolve() == tree.resolve()
 
 
 def start_gateway(python: str, tree: Path, config: Dict[str, Any], name: str,
@@ -163,6 +173,9 @@ def load_both(ports: List[int], seconds: int) -> List[float]:
 def main() -> None:
     """Run the rounds and print each ratio and their median."""
     arguments = parse_arguments()
+    for build, shadow in ((arguments.a, arguments.shadow_a), (arguments.b, arguments.shadow_b)):
+        if build == "const" and shadow:
+            raise SystemExit("the constant resource has no backend to shadow")
     if os.sep in arguments.python:
         arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
     WORK.mkdir(parents=True, exist_ok=True)

@@ -165,7 +165,8 @@ class GatewayService(MultiService):
             _log.info("serving {route}", route=line)
         for advice in runtime_advice(os.environ, young_generation_bytes()):
             _log.info("{advice}", advice=advice)
-        self._collector_thresholds = tune_collector()
+        if self._collector_thresholds is None:  # not twice: the second would keep ours as Python's
+            self._collector_thresholds = tune_collector()
         self._flush_metrics.start(FLUSH_INTERVAL, now=False)
         super().startService()
 
@@ -205,8 +206,9 @@ def tune_collector() -> Optional[tuple]:
     The request path frees its objects by reference counting (it makes no cycles), so every
     collection is pure cost, and with 700 (Python's default) one came every 17 shadowed
     requests and scanned every request in flight: 4 % of the instructions of a shadowed
-    request (C{bench/instructions.py}). Cycles still made (a L{Failure} keeps its frames) wait
-    for at most 10,000 allocations.
+    request (C{bench/instructions.py}). Cycles still made (a L{Failure} keeps its frames) are
+    found by a young-generation pass, or by the older generations' later ones. A threshold
+    already higher is kept, and a collector switched off (threshold 0) stays off.
 
     @return: the thresholds replaced (for L{GatewayService.stopService}), or C{None} when the
         interpreter has no C{gc.freeze} (PyPy).
@@ -216,7 +218,8 @@ def tune_collector() -> Optional[tuple]:
     previous = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *previous[1:])
+    if previous[0]:
+        gc.set_threshold(max(previous[0], YOUNG_COLLECTION_THRESHOLD), *previous[1:])
     return previous
 
 

@@ -311,14 +311,37 @@ class MinimalShadowTests(unittest.TestCase):
                 sent.append(url)
                 return self.answer()
 
+        read = []
+
+        class ShadowAnswer(Answer):
+            def read(self):
+                read.append(self.body)
+                return super().read()
+
         primary = Pool(lambda: succeed(Answer(b'{"v":1}')))
-        shadow = Pool(lambda: fail(ConnectionError("refused")))
-        request = DummyRequest([b"x"])
-        request.path = b"/x"
-        request._disconnected = False
-        minimal_proxy.Forward(primary, b"http://p", shadow, b"http://s").render_GET(request)
-        self.assertEqual(sent, [b"http://s/x", b"http://p/x"])
-        self.assertEqual((b"".join(request.written), request.finished), (b'{"v":1}', 1))
+        for answer, shadow_read in ((lambda: fail(ConnectionError("refused")), []),
+                                    (lambda: succeed(ShadowAnswer(b'{"v":2}')), [b'{"v":2}'])):
+            del sent[:]
+            request = DummyRequest([b"x"])
+            request.path = b"/x"
+            request._disconnected = False
+            minimal_proxy.Forward(primary, b"http://p", Pool(answer), b"http://s").render_GET(request)
+            self.assertEqual(sent, [b"http://s/x", b"http://p/x"])
+            self.assertEqual(read, shadow_read)  # the shadow's answer is read, then thrown away
+            self.assertEqual((b"".join(request.written), request.finished), (b'{"v":1}', 1))
+
+    def test_benchmark_argv(self):
+        """
+        The benchmark starts the bare proxy with a copy to the shadow's port when the scenario
+        has one.
+        """
+        import bench
+
+        plain = bench.minimal_argv("py", 9100, 9200, None, 60)
+        self.assertEqual(plain[1:], [str(bench.BENCH_DIR / "minimal_proxy.py"), "--port", "9100",
+                                     "--backend", "http://127.0.0.1:9200", "--max-seconds", "60"])
+        self.assertEqual(bench.minimal_argv("py", 9100, 9200, 9300, 60)[-2:],
+                         ["--shadow", "http://127.0.0.1:9300"])
 
     def test_paired_reference_argv(self):
         """
@@ -404,3 +427,11 @@ class PairRecordTests(unittest.TestCase):
         [row] = bench.pair_rows({"bare shadow cost@pypy": record})
         self.assertEqual((row["name"], row["value"], row["target"], row["ok"]),
                          ("twisted pypy bare shadow cost, paired", 0.75, None, None))
+        # a smoke run expects the pair of its selected paired-only scenarios, not their own runs
+        report = {"scenario_order": [], "paired_only": ["twisted_minimal@current",
+                                                        "twisted_minimal_shadow@current"],
+                  "medians": {}, "machine": {"connections": 16}, "pairs": {}, "runs": {}}
+        self.assertIn("pair bare shadow cost@current: not run", bench.smoke_problems(report))
+        report["pairs"]["bare shadow cost@current"] = record
+        self.assertNotIn("pair bare shadow cost@current: not run", bench.smoke_problems(report))
+        self.assertFalse([p for p in bench.smoke_problems(report) if "twisted_minimal" in p])

@@ -156,10 +156,39 @@ class ServiceTests(SynchronousTestCase):
             return
         before = gc.get_threshold()
         self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        gc.unfreeze()
         service.startService()
+        self.assertGreater(gc.get_freeze_count(), 0)  # what start-up built is frozen
         self.assertEqual(gc.get_threshold(), (YOUNG_COLLECTION_THRESHOLD,) + before[1:])
         self.successResultOf(service.stopService())
         self.assertEqual(gc.get_threshold(), before)
+
+    def test_collector_thresholds_kept(self):
+        """
+        A young-generation threshold already higher is kept, a collector switched off stays
+        off, and the thresholds are restored even after a second start.
+        """
+        if not hasattr(gc, "freeze"):
+            return
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        gc.set_threshold(50_000, 10, 10)
+        self.assertEqual(tune_collector(), (50_000, 10, 10))
+        self.assertEqual(gc.get_threshold(), (50_000, 10, 10))
+        gc.set_threshold(0, 10, 10)
+        tune_collector()
+        self.assertEqual(gc.get_threshold()[0], 0)
+        gc.set_threshold(700, 10, 10)
+        options = Options()
+        options.parseOptions(["-c", EXAMPLE])
+        service = makeService(options, MemoryReactorClock())
+        service.startService()
+        service._flush_metrics.stop()  # a second start restarts it
+        service.startService()
+        self.successResultOf(service.stopService())
+        self.assertEqual(gc.get_threshold(), (700, 10, 10))
 
     def test_access_log_switch(self):
         """
