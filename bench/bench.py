@@ -42,10 +42,10 @@ What a full run does:
    and C{gw_shadow_fast}; pass-through efficiency: C{twisted_const} and C{gw_one}) once more in
    pairs, per interpreter, and a third without a target, measured only in its pair: the floor
    under a shadow (C{twisted_minimal}, C{minimal_proxy.py}, against C{twisted_minimal_shadow},
-   the same with a bare copy to the fast shadow). Each pair: fresh servers for both, on core 0 at the same time, warmed up together
-   (in slices until both settle, at most twice a server's own warm-up since they share the core)
-   and then loaded at once by two wrk for C{--pair-rounds} rounds of C{--pair-duration} seconds. The
-   machine's drift, which moves sequential runs minutes apart by 20 to 30 %, hits both servers
+   the same with a bare copy to the fast shadow). Each pair: fresh servers for both, on core 0
+   at the same time, warmed up together (in slices until both settle, at most twice a server's
+   own warm-up since they share the core) and then loaded at once by two wrk for
+   C{--pair-rounds} rounds of C{--pair-duration} seconds. The machine's drift, which moves sequential runs minutes apart by 20 to 30 %, hits both servers
    alike, so the median of the rounds' ratios is the steadier reading.
 5. Prints a table (medians over the repeats: requests/s, p50, p99, errors, RSS of the server's
    processes before and after the measured load, open sockets at peak and right after, the
@@ -655,14 +655,16 @@ def nginx_proxy_body(port: int, backend_port: int, mirror_port: Optional[int]) -
                                           mirror_line=mirror_line, mirror_location=mirror_location)
 
 
-def minimal_argv(python: str, port: int, backend_port: int, shadow_port: Optional[int],
-                 lifetime: float) -> List[str]:
-    """The command line of the bare Twisted proxy (C{minimal_proxy.py}), with a bare copy of
-    each request to C{shadow_port} if given."""
-    argv = [python, str(BENCH_DIR / "minimal_proxy.py"), "--port", str(port),
-            "--backend", "http://%s:%d" % (HOST, backend_port), "--max-seconds", str(int(lifetime))]
-    if shadow_port is not None:
-        argv += ["--shadow", "http://%s:%d" % (HOST, shadow_port)]
+def minimal_argv(python: str, port: int, backend_url: str, shadow_url: Optional[str],
+                 lifetime: Optional[float]) -> List[str]:
+    """The command line of the bare Twisted proxy (C{minimal_proxy.py}), stopping by itself
+    after C{lifetime} seconds if given, with a bare copy of each request to C{shadow_url} if
+    given."""
+    argv = [python, str(BENCH_DIR / "minimal_proxy.py"), "--port", str(port), "--backend", backend_url]
+    if lifetime is not None:
+        argv += ["--max-seconds", str(int(lifetime))]
+    if shadow_url is not None:
+        argv += ["--shadow", shadow_url]
     return argv
 
 
@@ -1176,9 +1178,12 @@ class Bench:
             argv = [scenario.interpreter.python, str(BENCH_DIR / "constant_server.py"),
                     "--port", str(port), "--max-seconds", str(int(self.children.lifetime))]
         elif scenario.kind == "minimal":
-            mirror_port = self.fixtures.mirror_ports[scenario.mirror] if scenario.mirror else None
-            argv = minimal_argv(scenario.interpreter.python, port, self.fixtures.backend_port,
-                                mirror_port, self.children.lifetime)
+            mirror_url = None
+            if scenario.mirror:
+                mirror_url = "http://%s:%d" % (HOST, self.fixtures.mirror_ports[scenario.mirror])
+            argv = minimal_argv(scenario.interpreter.python, port,
+                                "http://%s:%d" % (HOST, self.fixtures.backend_port), mirror_url,
+                                self.children.lifetime)
         else:
             argv = self.gateway_argv(scenario, port, run_dir)
             if scenario.workers > 1:
@@ -1848,7 +1853,6 @@ class Deadline:
 def run_scenarios(bench: Bench, scenarios: Sequence[Scenario], arguments: argparse.Namespace,
                   deadline: Deadline, notes: List[str]) -> Dict[str, List[Dict[str, Any]]]:
     """Run every scenario C{--repeats} times, interleaved; return the runs by scenario key."""
-    scenarios = [s for s in scenarios if not s.paired_only]
     runs: Dict[str, List[Dict[str, Any]]] = {s.key: [] for s in scenarios}
     budget = arguments.duration + 5
     for repeat in range(1, arguments.repeats + 1):
@@ -1906,10 +1910,9 @@ def run_memory(bench: Bench, interpreters: Sequence[Interpreter], arguments: arg
 
 # The target ratios measured once more in pairs: both servers on the server core at once, each
 # under its own wrk, so the machine's drift (20 to 30 % from one minute to the next here) hits
-# both alike. (bench/paired.py does the same for two builds.) Name, base scenario, other, target.
-# The pairs with a target run first (on every interpreter), so a tight --max-minutes drops an
-# informational one rather than a target. Subject (the row's first word), label, base, other,
-# target.
+# both alike. (bench/paired.py does the same for two builds.) Each: the row's subject, label,
+# base scenario, other scenario, target. The pairs with a target run first (on every
+# interpreter), so a tight --max-minutes drops an informational one rather than a target.
 PAIRS = (("shadowgw", "shadow cost", "gw_one", "gw_shadow_fast", ">=0.65"),
          ("shadowgw", "pass-through efficiency", "twisted_const", "gw_one", ">=0.3"),
          # the floor beside the shadow cost: what a bare copy to a shadow, read and thrown away
@@ -2010,7 +2013,8 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
     fixtures = start_fixtures(arguments, children, work)
     scenarios = [s for s in all_scenarios(interpreters) if selected(s.key, arguments.patterns)]
     bench = Bench(arguments, children, fixtures)
-    runs = run_scenarios(bench, scenarios, arguments, deadline, notes)
+    sequential = [s for s in scenarios if not s.paired_only]  # the others run only in their pair
+    runs = run_scenarios(bench, sequential, arguments, deadline, notes)
     memory = run_memory(bench, interpreters, arguments, deadline, notes)
     pairs = run_pairs(bench, scenarios, arguments, deadline, notes)
     medians = {key: summarize(key_runs) for key, key_runs in runs.items()}
@@ -2025,7 +2029,7 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
                                   "packages": i.packages, "gateway_ok": i.gateway_ok,
                                   "workers_option": i.workers, "note": i.gateway_note}
                          for i in interpreters},
-        "scenario_order": [s.key for s in scenarios if not s.paired_only],
+        "scenario_order": [s.key for s in sequential],
         "paired_only": [s.key for s in scenarios if s.paired_only],
         "descriptions": {s.key: s.description for s in scenarios},
         "medians": medians,
@@ -2037,7 +2041,7 @@ def benchmark(arguments: argparse.Namespace, children: Children) -> int:
         "notes": notes,
         "started_pids": sorted(set(children.started_pids)),
     }
-    text = render(report, [s for s in scenarios if not s.paired_only], medians, ratios, memory, notes)
+    text = render(report, sequential, medians, ratios, memory, notes)
     if bench.profiles:
         text += "\n\n" + format_profiles(bench.profiles)
     print("\n" + text, flush=True)

@@ -70,12 +70,12 @@ def main() -> None:
     parser.add_argument("--shadow", default=None, help="also copy each GET to this backend")
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long")
     arguments = parser.parse_args()
-    pool = ConnectionPool(reactor, TCPEndpoints(reactor, BrowserLikePolicyForHTTPS(), 30),
-                          persistent=True, max_idle_per_host=256, idle_timeout=90, retry=True)
-    shadow_pool = None
-    if arguments.shadow:
-        shadow_pool = ConnectionPool(reactor, TCPEndpoints(reactor, BrowserLikePolicyForHTTPS(), 30),
-                                     persistent=True, max_idle_per_host=256, idle_timeout=90, retry=False)
+    def new_pool(retry: bool) -> ConnectionPool:
+        return ConnectionPool(reactor, TCPEndpoints(reactor, BrowserLikePolicyForHTTPS(), 30),
+                              persistent=True, max_idle_per_host=256, idle_timeout=90, retry=retry)
+
+    pool = new_pool(retry=True)
+    shadow_pool = new_pool(retry=False) if arguments.shadow else None  # as the gateway's shadows
     site = QuietSite(Forward(pool, arguments.backend.encode("ascii"), shadow_pool,
                              (arguments.shadow or "").encode("ascii")))
     reactor.listenTCP(arguments.port, site, interface="127.0.0.1", backlog=1024)

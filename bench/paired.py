@@ -130,13 +130,17 @@ def start_reference(python: str, kind: str, port: int, backend_url: str,
 def reference_argv(python: str, kind: str, port: int, backend_url: str, shadow: bool) -> List[str]:
     """The command line of a reference server on core 0; C{shadow} gives the minimal proxy a
     bare shadow copy to the same backend (C{const} has no backend, so no shadow either)."""
-    script = {"const": "constant_server.py", "minimal": "minimal_proxy.py"}[kind]
-    argv = ["taskset", "-c", "0", python, str(bench.BENCH_DIR / script), "--port", str(port)]
+    refuse_shadowed_constant(kind, shadow)
     if kind == "minimal":
-        argv += ["--backend", backend_url] + (["--shadow", backend_url] if shadow else [])
-    elif shadow:
+        return ["taskset", "-c", "0"] + bench.minimal_argv(python, port, backend_url,
+                                                           backend_url if shadow else None, None)
+    return ["taskset", "-c", "0", python, str(bench.BENCH_DIR / "constant_server.py"), "--port", str(port)]
+
+
+def refuse_shadowed_constant(build: str, shadow: bool) -> None:
+    """Stop at once when asked to shadow the constant resource, which has no backend."""
+    if build == "const" and shadow:
         raise SystemExit("the constant resource has no backend to shadow")
-    return argv
 
 
 def server_environment(tree: Path) -> Dict[str, str]:
@@ -174,8 +178,7 @@ def main() -> None:
     """Run the rounds and print each ratio and their median."""
     arguments = parse_arguments()
     for build, shadow in ((arguments.a, arguments.shadow_a), (arguments.b, arguments.shadow_b)):
-        if build == "const" and shadow:
-            raise SystemExit("the constant resource has no backend to shadow")
+        refuse_shadowed_constant(build, shadow)  # before anything is started
     if os.sep in arguments.python:
         arguments.python = os.path.abspath(arguments.python)  # the servers run in WORK
     WORK.mkdir(parents=True, exist_ok=True)

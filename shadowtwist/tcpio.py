@@ -3,10 +3,11 @@
 How the gateway's connections (to clients and to backends) use their TCP sockets: reads sized to
 what arrives, writes at once.
 
-Reading: Twisted's TCP transport reads with C{recv(65536)} whatever arrives. On PyPy every such call
-allocates a 64 kB buffer that counts against the young generation (PyPy's default is 256 kB to
-1 MB on the machines measured here), so two reads per proxied request made a minor collection every few requests,
-and the in-flight requests those collections promoted kept the major collector busy.
+Reading: Twisted's TCP transport reads with C{recv(65536)} whatever arrives. On PyPy every such
+call allocates a 64 kB buffer that counts against the young generation (PyPy's default is 256 kB
+to 1 MB on the machines measured here), so two reads per proxied request made a minor collection
+every few requests, and the in-flight requests those collections promoted kept the major
+collector busy.
 L{sized_reads} starts a connection's reads at L{READ_MIN} bytes and L{fit_reads} grows them
 fourfold whenever a read fills the buffer (more is probably waiting), up to Twisted's
 L{READ_MAX}, and shrinks them back after a read that brought less than a quarter.

@@ -332,15 +332,16 @@ class MinimalShadowTests(unittest.TestCase):
 
     def test_benchmark_argv(self):
         """
-        The benchmark starts the bare proxy with a copy to the shadow's port when the scenario
+        The benchmark starts the bare proxy with a copy to the shadow when the scenario
         has one.
         """
         import bench
 
-        plain = bench.minimal_argv("py", 9100, 9200, None, 60)
+        plain = bench.minimal_argv("py", 9100, "http://127.0.0.1:9200", None, 60)
         self.assertEqual(plain[1:], [str(bench.BENCH_DIR / "minimal_proxy.py"), "--port", "9100",
                                      "--backend", "http://127.0.0.1:9200", "--max-seconds", "60"])
-        self.assertEqual(bench.minimal_argv("py", 9100, 9200, 9300, 60)[-2:],
+        shadowed = bench.minimal_argv("py", 9100, "http://127.0.0.1:9200", "http://127.0.0.1:9300", 60)
+        self.assertEqual(shadowed[-2:],
                          ["--shadow", "http://127.0.0.1:9300"])
 
     def test_paired_reference_argv(self):
