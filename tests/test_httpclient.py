@@ -508,7 +508,6 @@ class HoldDownTests(SynchronousTestCase):
             self.failureResultOf(eager.request(b"GET", b"http://h:1/x", []), ConnectionRefusedError)
         self.assertEqual(len(attempts), 5)
 
-
     def test_connect_cut_by_deadline(self):
         """
         A connection attempt cancelled (by the call's deadline) holds the origin down with a
